@@ -1,0 +1,190 @@
+"""TFLite export of an encoder SavedModel, and the check that compares the two.
+
+The TFLite model has static shapes [batch, seq_length] (static shapes let the converter fold
+the position slice and the attention reshapes); inputs are the TF Hub names
+`input_word_ids`, `input_mask`, `input_type_ids` (+ `masked_lm_positions` [batch, P] when the
+SavedModel has the `mlm` signature), outputs `sequence_output`, `pooled_output`
+(+ `mlm_logits`). Quantization: `none` (fp32), `fp16` (fp16 weights), `dynamic`
+(int8 weights, dynamic-range activations).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from tfcompact.errors import UserError
+from tfcompact.interop.savedmodel import FEATURE_KEYS
+
+QUANTIZE_MODES = ("none", "fp16", "dynamic")
+
+
+def _load_savedmodel(path: str):
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise UserError(f"--savedmodel {path}: no saved_model.pb found; expected an encoder "
+                        "SavedModel written by `tfcompact export --format savedmodel`")
+    try:
+        return tf.saved_model.load(path)
+    except (tf.errors.OpError, ValueError) as e:
+        raise UserError(f"--savedmodel {path}: cannot load ({str(e).strip().splitlines()[0]})") from e
+
+
+class _FixedShapeEncoder(tf.Module):
+    def __init__(self, encoder, batch: int, seq_length: int, num_predictions: int):
+        super().__init__()
+        self.encoder = encoder
+        spec = {k: tf.TensorSpec([batch, seq_length], tf.int32, name=k) for k in FEATURE_KEYS}
+        has_mlm = hasattr(encoder, "mlm")
+        if has_mlm:
+            spec["masked_lm_positions"] = tf.TensorSpec([batch, num_predictions], tf.int32,
+                                                        name="masked_lm_positions")
+
+        def serve(inputs):
+            if has_mlm:
+                out = encoder.mlm(inputs)
+                return {"sequence_output": out["sequence_output"],
+                        "pooled_output": out["pooled_output"], "mlm_logits": out["mlm_logits"]}
+            out = encoder(inputs)
+            return {"sequence_output": out["sequence_output"], "pooled_output": out["pooled_output"]}
+
+        self.serve = tf.function(serve, input_signature=[spec])
+
+
+def convert_savedmodel_to_tflite(savedmodel_dir: str, output_path: str, *, seq_length: int = 128,
+                                 quantize: str = "none", num_predictions: int = 20,
+                                 batch_size: int = 1) -> str:
+    """Convert the encoder SavedModel at `savedmodel_dir` to a `.tflite` file at `output_path`."""
+    if quantize not in QUANTIZE_MODES:
+        raise UserError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZE_MODES)}")
+    encoder = _load_savedmodel(savedmodel_dir)
+    max_len = int(encoder.max_seq_length.numpy()) if hasattr(encoder, "max_seq_length") else None
+    if seq_length < 2 or (max_len is not None and seq_length > max_len):
+        raise UserError(f"--seq_length {seq_length}: expected 2..{max_len} "
+                        "(the model's max_position_embeddings)")
+    fixed = _FixedShapeEncoder(encoder, batch_size, seq_length, num_predictions)
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(fixed, tmp, signatures={"serving_default": fixed.serve})
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serving_default"])
+        if quantize == "fp16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantize == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        try:
+            data = converter.convert()
+        except Exception as e:  # the converter raises ConverterError and plain exceptions alike
+            raise UserError(f"TFLite conversion of {savedmodel_dir} failed: "
+                            f"{str(e).strip().splitlines()[0]}") from e
+    with open(output_path, "wb") as f:
+        f.write(data)
+    return output_path
+
+
+def load_tflite_runner(path: str, num_threads: int | None = None):
+    """(interpreter, signature runner) for the `serving_default` signature of a .tflite file."""
+    if not os.path.isfile(path):
+        raise UserError(f"--tflite {path}: file not found")
+    try:
+        interpreter = tf.lite.Interpreter(model_path=path, num_threads=num_threads)
+        runner = interpreter.get_signature_runner("serving_default")
+    except (ValueError, RuntimeError) as e:
+        raise UserError(f"--tflite {path}: not a TFLite model written by tfcompact export "
+                        f"({str(e).strip().splitlines()[0]})") from e
+    return interpreter, runner
+
+
+def random_inputs(input_details: dict, vocab_size: int, seed: int) -> dict[str, np.ndarray]:
+    """Deterministic realistic inputs for the runner's fixed shapes: [CLS] ids [SEP], padding,
+    two segments, masked positions inside the real tokens."""
+    rng = np.random.default_rng(seed)
+    batch, seq = input_details["input_word_ids"]["shape"]
+    lengths = rng.integers(max(2, seq // 2), seq + 1, size=batch)
+    ids = rng.integers(1, vocab_size, size=(batch, seq)).astype(np.int32)
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int32)
+    types = ((np.arange(seq)[None, :] >= (lengths // 2)[:, None]) & (mask == 1)).astype(np.int32)
+    out = {"input_word_ids": ids * mask, "input_mask": mask, "input_type_ids": types}
+    if "masked_lm_positions" in input_details:
+        p = input_details["masked_lm_positions"]["shape"][1]
+        out["masked_lm_positions"] = np.stack(
+            [np.sort(rng.integers(1, max(2, n - 1), size=p)) for n in lengths]).astype(np.int32)
+    return out
+
+
+@dataclass
+class TfliteCheck:
+    """What `check-tflite` reports."""
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+    mean_cosine: dict[str, float] = field(default_factory=dict)
+    argmax_agreement: float | None = None
+    tflite_ms: float | None = None
+    savedmodel_ms: float | None = None
+
+    def lines(self) -> list[str]:
+        out = [f"max |tflite - savedmodel| {k}: {v:.3g}" for k, v in self.max_abs_diff.items()]
+        out += [f"mean cosine {k}: {v:.6f}" for k, v in self.mean_cosine.items()]
+        if self.argmax_agreement is not None:
+            out.append(f"mlm argmax agreement: {self.argmax_agreement:.4f}")
+        if self.tflite_ms is not None:
+            out.append(f"latency tflite {self.tflite_ms:.2f} ms, savedmodel {self.savedmodel_ms:.2f} ms"
+                       f" (ratio {self.tflite_ms / self.savedmodel_ms:.2f})")
+        return out
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = a.reshape(-1, a.shape[-1]).astype(np.float64)
+    b = b.reshape(-1, b.shape[-1]).astype(np.float64)
+    num = (a * b).sum(-1)
+    den = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12
+    return float((num / den).mean())
+
+
+def check_tflite(tflite_path: str, savedmodel_dir: str, *, num_batches: int = 4, seed: int = 0,
+                 num_threads: int | None = None, benchmark_runs: int = 0) -> TfliteCheck:
+    """Run the TFLite model and the SavedModel on the same inputs and compare the outputs."""
+    interpreter, runner = load_tflite_runner(tflite_path, num_threads)
+    encoder = _load_savedmodel(savedmodel_dir)
+    details = runner.get_input_details()
+    missing = [k for k in FEATURE_KEYS if k not in details]
+    if missing:
+        raise UserError(f"--tflite {tflite_path}: inputs {sorted(details)} lack {missing}")
+    vocab = int(encoder.vocab_size.numpy()) if hasattr(encoder, "vocab_size") else 100
+    result = TfliteCheck()
+    cos: dict[str, list[float]] = {}
+    agree: list[np.ndarray] = []
+
+    def run_sm(feed):
+        tensors = {k: tf.constant(v) for k, v in feed.items()}
+        out = encoder.mlm(tensors) if "masked_lm_positions" in feed else encoder(
+            {k: tensors[k] for k in FEATURE_KEYS})
+        return {k: v.numpy() for k, v in out.items() if k != "encoder_outputs"}
+
+    for b in range(num_batches):
+        feed = random_inputs(details, vocab, seed + b)
+        lite = runner(**feed)
+        ref = run_sm(feed)
+        for k, v in lite.items():
+            diff = float(np.max(np.abs(v - ref[k])))
+            result.max_abs_diff[k] = max(result.max_abs_diff.get(k, 0.0), diff)
+            cos.setdefault(k, []).append(_cosine(v, ref[k]))
+        if "mlm_logits" in lite:
+            agree.append(np.argmax(lite["mlm_logits"], -1) == np.argmax(ref["mlm_logits"], -1))
+    result.mean_cosine = {k: float(np.mean(v)) for k, v in cos.items()}
+    if agree:
+        result.argmax_agreement = float(np.mean(np.concatenate([a.ravel() for a in agree])))
+    if benchmark_runs > 0:
+        feed = random_inputs(details, vocab, seed)
+        runner(**feed)
+        t0 = time.perf_counter()
+        for _ in range(benchmark_runs):
+            runner(**feed)
+        result.tflite_ms = (time.perf_counter() - t0) / benchmark_runs * 1e3
+        run_sm(feed)
+        t0 = time.perf_counter()
+        for _ in range(benchmark_runs):
+            run_sm(feed)
+        result.savedmodel_ms = (time.perf_counter() - t0) / benchmark_runs * 1e3
+    return result
