@@ -1,0 +1,432 @@
+"""Experiment configs: one YAML file per pretraining run (`tpu_configs/*.yaml`).
+
+A YAML file loads into the `Experiment` dataclass below. Every key is checked: an unknown key
+or a value of the wrong type raises a one-line `ConfigError` naming the file, the line and the
+dotted key. `--set a.b=value` overrides are applied before validation (the value is parsed as
+YAML, so `--set train.batch_size=64` gives an int and `--set data.eval=null` clears a field).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+import pathlib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from tfcompact.errors import ConfigError
+
+ARCHITECTURES = ("bert", "albert", "electra", "mobilebert", "tinybert")
+OPTIMIZERS = ("lamb", "adamw")
+PRECISIONS = ("float32", "mixed_bfloat16")
+DISTILLATION_KINDS = ("tinybert_general", "mobilebert_pkt", "mobilebert_main")
+
+
+@dataclass
+class ModelSpec:
+    """Which network to train: a named preset or an original-format JSON config, plus overrides.
+
+    `vocab_size: data` in `overrides` takes the vocabulary size from the training data's
+    manifest (handy for a vocabulary built from the corpus)."""
+
+    preset: str | None = None
+    arch: str | None = None
+    config_file: str | None = None
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class DataSpec:
+    """Where the TFRecords are (directories written by `tfcompact create-data`, or globs)."""
+
+    train: str = ""
+    eval: str | None = None
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    shuffle_buffer: int = 1000
+    # Whole-word masking inside tf.data for "unmasked" data (reader's DynamicMaskingConfig
+    # fields may be given as a mapping; `true` takes the reader's defaults).
+    dynamic_masking: bool | dict = False
+
+
+@dataclass
+class OptimizerSpec:
+    """LAMB (ALBERT) or AdamW (BERT/ELECTRA) with linear warm-up then polynomial decay."""
+
+    name: str = "lamb"
+    learning_rate: float = 1.76e-3
+    warmup_steps: int = 0
+    end_learning_rate: float = 0.0
+    power: float = 1.0
+    weight_decay_rate: float = 0.01
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-6
+    clip_norm: float | None = 1.0
+    bias_correction: bool = False
+
+
+@dataclass
+class TrainSpec:
+    """Batch, length of the run, checkpointing, numerics."""
+
+    model_dir: str = ""
+    batch_size: int = 32  # GLOBAL batch: split evenly over the replicas
+    total_steps: int = 1000
+    steps_per_loop: int = 100  # steps run inside one tf.function call (hundreds on TPU)
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 5
+    seed: int = 12345
+    precision: str = "float32"
+    jit_compile: bool = False  # XLA for the per-step function on CPU/GPU (TPU always compiles)
+    eval_every: int = 0  # 0: only at the end of the run
+    eval_steps: int = 0  # 0: no eval pass
+    max_nonfinite_steps: int = 10  # stop after this many skipped (NaN/Inf) steps in a row
+    init_checkpoint: str | None = None  # warm start: model directory or TF1 checkpoint
+
+
+@dataclass
+class TeacherSpec:
+    """The frozen teacher of a distillation stage: its network and the weights to load."""
+
+    preset: str | None = None
+    arch: str | None = None
+    config_file: str | None = None
+    checkpoint: str = ""  # model directory or TF1 checkpoint directory
+
+
+@dataclass
+class DistillationSpec:
+    """Pretraining by distillation: a frozen teacher runs beside the student."""
+
+    kind: str = "tinybert_general"
+    teacher: TeacherSpec = field(default_factory=TeacherSpec)
+    # Loss weights by term name (e.g. hidden: 100, attention: 1, beta: 5000, gamma: 5).
+    weights: dict = field(default_factory=dict)
+    # MobileBERT main stage: mix of teacher soft labels and one-hot labels in the MLM target.
+    ground_truth_ratio: float = 0.5
+    # MobileBERT progressive knowledge transfer: steps per layer (0: total_steps // layers).
+    steps_per_layer: int = 0
+
+
+@dataclass
+class TpuSpec:
+    """Cloud TPU topology and VM image for `tfcompact submit`."""
+
+    accelerator_type: str = "v3-8"
+    runtime_version: str = "tpu-vm-tf-2.16.1-pjrt"
+    zone: str | None = None
+    project: str | None = None
+
+
+@dataclass
+class Experiment:
+    """A whole pretraining run."""
+
+    name: str = ""
+    description: str = ""
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    distillation: DistillationSpec | None = None
+    tpu: TpuSpec = field(default_factory=TpuSpec)
+    source: str = field(default="<dict>", repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """Plain mapping (YAML-writable) of every field, for the model directory's record."""
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return d
+
+
+# --------------------------------------------------------------------------- locating configs
+
+def tpu_configs_dir() -> pathlib.Path:
+    """The directory holding the shipped experiment YAMLs, in a checkout or an installed package.
+
+    Installed: `tfcompact/tpu_configs/` (package data). Checkout: `<repo>/tpu_configs/`."""
+    here = pathlib.Path(__file__).resolve().parent.parent  # .../tfcompact
+    for candidate in (here / "tpu_configs", here.parent / "tpu_configs"):
+        if candidate.is_dir() and any(candidate.glob("*.yaml")):
+            return candidate
+    raise ConfigError(f"no tpu_configs directory next to {here} (looked in {here / 'tpu_configs'} "
+                      f"and {here.parent / 'tpu_configs'})")
+
+
+def list_experiment_files() -> list[pathlib.Path]:
+    """Every shipped experiment YAML, sorted by name."""
+    return sorted(tpu_configs_dir().glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str) -> pathlib.Path:
+    """A path as given, or a bare name (`cpu_smoke`, `cpu_smoke.yaml`) of a shipped config."""
+    p = pathlib.Path(name_or_path)
+    if p.is_file():
+        return p
+    if os.sep not in name_or_path:
+        stem = name_or_path[:-5] if name_or_path.endswith(".yaml") else name_or_path
+        shipped = tpu_configs_dir() / f"{stem}.yaml"
+        if shipped.is_file():
+            return shipped
+        names = [f.stem for f in list_experiment_files()]
+        close = difflib.get_close_matches(stem, names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; shipped: {', '.join(names)}"
+        raise ConfigError(f"{name_or_path}: no such file and no shipped config of that name{hint}")
+    raise ConfigError(f"{name_or_path}: no such experiment config file")
+
+
+# --------------------------------------------------------------------------- loading
+
+def _line_map(text: str, source: str) -> dict[str, int]:
+    """Dotted key -> 1-based line number, from the YAML node tree (for error messages)."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    lines: dict[str, int] = {}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = f"{prefix}.{k.value}" if prefix else str(k.value)
+                lines[key] = k.start_mark.line + 1
+                walk(v, key)
+
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def _set_dotted(raw: dict, dotted: str, value: Any, source: str) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{source}: --set {dotted}: '{'.'.join(parts[:i + 1])}' is not a "
+                              f"section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def apply_overrides(raw: dict, overrides: Sequence[str], source: str = "--set") -> dict:
+    """Apply `key.sub=value` strings to a raw config mapping (values parsed as YAML)."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected dotted.key=value")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"--set {item!r}: empty key")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        _set_dotted(raw, key, value, source)
+    return raw
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return {"str": "a string", "int": "an integer", "float": "a number", "bool": "true/false",
+                "dict": "a mapping", "list": "a list"}.get(tp.__name__, tp.__name__)
+    return str(tp)
+
+
+def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Check `value` against the annotation `tp`; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise ConfigError(f"{where}: '{key}' must not be null")
+        errors = []
+        for opt in options:
+            if opt is type(None):
+                continue
+            try:
+                return _convert(value, opt, key, where)
+            except ConfigError as e:
+                errors.append(_type_name(opt))
+        raise ConfigError(f"{where}: '{key}' must be {' or '.join(errors)}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{key}' must be a mapping (section), got {value!r}")
+        return value  # built by the caller with _build
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return int(value)  # 1e6 in YAML reads as a float
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)  # PyYAML reads "1e-4" (no dot) as a string
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is dict:
+        if isinstance(value, dict):
+            return value
+    elif tp is list:
+        if isinstance(value, list):
+            return value
+    else:
+        return value
+    raise ConfigError(f"{where}: '{key}' must be {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str, lines: Mapping[str, int | str]):
+    def where(key: str) -> str:
+        line = lines.get(key)
+        if isinstance(line, str):
+            return f"{source} ({line})"
+        return f"{source}:{line}" if line else source
+
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where(prefix)}: '{prefix or 'top level'}' must be a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    kwargs = {}
+    for k, v in raw.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if k not in fields:
+            close = difflib.get_close_matches(str(k), list(fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where(key)}: unknown key '{key}'{hint}; expected one of "
+                              f"{', '.join(fields)}")
+        tp = hints[k]
+        target = tp
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            dcs = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+            if dcs and v is not None:
+                target = dcs[0]
+        value = _convert(v, tp, key, where(key))
+        if dataclasses.is_dataclass(target) and value is not None:
+            value = _build(target, value, key, source, lines)
+        kwargs[k] = value
+    return cls(**kwargs)
+
+
+def _check(exp: Experiment, lines: Mapping[str, int | str]) -> None:
+    src = exp.source
+
+    def fail(key: str, msg: str) -> None:
+        line = lines.get(key)
+        if isinstance(line, str):
+            raise ConfigError(f"{src} ({line}): '{key}' {msg}")
+        raise ConfigError(f"{src}:{line}: '{key}' {msg}" if line else f"{src}: '{key}' {msg}")
+
+    m = exp.model
+    if bool(m.preset) == bool(m.config_file):
+        fail("model", "needs exactly one of 'preset' or 'config_file'")
+    if m.config_file and not m.arch:
+        fail("model.arch", f"is required with model.config_file (one of {', '.join(ARCHITECTURES)})")
+    if m.arch and m.arch not in ARCHITECTURES:
+        fail("model.arch", f"must be one of {', '.join(ARCHITECTURES)}, got {m.arch!r}")
+    if not exp.data.train:
+        fail("data.train", "is required (a directory written by `tfcompact create-data`, or a glob)")
+    for key, value in (("data.max_seq_length", exp.data.max_seq_length),
+                       ("data.max_predictions_per_seq", exp.data.max_predictions_per_seq),
+                       ("train.batch_size", exp.train.batch_size),
+                       ("train.total_steps", exp.train.total_steps),
+                       ("train.steps_per_loop", exp.train.steps_per_loop),
+                       ("train.checkpoint_every", exp.train.checkpoint_every),
+                       ("train.keep_checkpoints", exp.train.keep_checkpoints),
+                       ("train.max_nonfinite_steps", exp.train.max_nonfinite_steps)):
+        if value <= 0:
+            fail(key, f"must be positive, got {value}")
+    for key, value in (("train.eval_every", exp.train.eval_every),
+                       ("train.eval_steps", exp.train.eval_steps),
+                       ("optimizer.warmup_steps", exp.optimizer.warmup_steps),
+                       ("data.shuffle_buffer", exp.data.shuffle_buffer)):
+        if value < 0:
+            fail(key, f"must be >= 0, got {value}")
+    if exp.data.max_predictions_per_seq > exp.data.max_seq_length:
+        fail("data.max_predictions_per_seq", "must not exceed data.max_seq_length")
+    if exp.optimizer.name not in OPTIMIZERS:
+        fail("optimizer.name", f"must be one of {', '.join(OPTIMIZERS)}, got {exp.optimizer.name!r}")
+    if exp.optimizer.learning_rate <= 0:
+        fail("optimizer.learning_rate", "must be positive")
+    if exp.train.precision not in PRECISIONS:
+        fail("train.precision", f"must be one of {', '.join(PRECISIONS)}, got "
+                                f"{exp.train.precision!r}")
+    if exp.train.eval_steps and not exp.data.eval:
+        fail("train.eval_steps", "needs data.eval (held-out shards)")
+    d = exp.distillation
+    if d is not None:
+        if d.kind not in DISTILLATION_KINDS:
+            fail("distillation.kind", f"must be one of {', '.join(DISTILLATION_KINDS)}, got "
+                                      f"{d.kind!r}")
+        t = d.teacher
+        if bool(t.preset) == bool(t.config_file):
+            fail("distillation.teacher", "needs exactly one of 'preset' or 'config_file'")
+        if t.config_file and not t.arch:
+            fail("distillation.teacher.arch", "is required with a teacher config_file")
+        if not t.checkpoint:
+            fail("distillation.teacher.checkpoint", "is required (the teacher's trained weights)")
+        for name, w in d.weights.items():
+            if not isinstance(w, (int, float)) or isinstance(w, bool):
+                fail(f"distillation.weights.{name}", f"must be a number, got {w!r}")
+        if not 0.0 <= d.ground_truth_ratio <= 1.0:
+            fail("distillation.ground_truth_ratio", "must be in [0, 1]")
+
+
+def experiment_from_dict(raw: Mapping, source: str = "<dict>",
+                         overrides: Sequence[str] = (), _lines: Mapping[str, int] | None = None
+                         ) -> Experiment:
+    """Validate a raw mapping (as read from YAML) into an `Experiment`."""
+    raw = apply_overrides(dict(raw or {}), overrides)
+    lines: dict[str, int | str] = dict(_lines or {})
+    for item in overrides:  # errors in overridden keys point at the override, not the file
+        key = item.split("=", 1)[0].strip()
+        lines[key] = f"--set {item}"
+    exp = _build(Experiment, raw, "", source, lines)
+    exp.source = source
+    _check(exp, lines)
+    return exp
+
+
+def load_experiment(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Experiment:
+    """Read and validate an experiment YAML (a path or the name of a shipped config)."""
+    p = resolve_config_path(str(path))
+    text = p.read_text(encoding="utf-8")
+    source = str(p)
+    lines = _line_map(text, source)
+    raw = yaml.safe_load(text)
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    return experiment_from_dict(raw or {}, source=source, overrides=overrides, _lines=lines)
+
+
+def dump_experiment(exp: Experiment, path: str | os.PathLike) -> None:
+    """Write the resolved experiment (after overrides) as YAML, atomically."""
+    import tensorflow as tf  # gs:// aware file access
+
+    text = yaml.safe_dump(exp.to_dict(), sort_keys=False, allow_unicode=True)
+    tmp = f"{path}.tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(tmp, str(path), overwrite=True)
