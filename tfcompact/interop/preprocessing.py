@@ -30,9 +30,14 @@ def _special_id(vocab_path: str, token: str) -> int:
 class BertPreprocessor(tf.Module):
     """Tokenizer + packer saved as one SavedModel; see the module docstring for the API."""
 
-    def __init__(self, tokenizer, *, cls_id: int, sep_id: int, default_seq_length: int):
+    def __init__(self, tokenizer, *, cls_id: int, sep_id: int, default_seq_length: int,
+                 vocab_path: str | None = None):
         super().__init__(name="bert_preprocessor")
         self.tokenizer = tokenizer
+        # The vocabulary ships as an asset (`assets/vocab.txt`, `preprocessor.vocab_file`), so
+        # consumers can map ids back to tokens without this project.
+        if vocab_path is not None:
+            self.vocab_file = tf.saved_model.Asset(vocab_path)
         self._cls_id = cls_id
         self._sep_id = sep_id
         self._default_seq_length = default_seq_length
@@ -120,7 +125,7 @@ def export_preprocessing_savedmodel(vocab_path: str, output_dir: str, *, do_lowe
         tok = tokenizer if tokenizer is not None else make_tokenizer(staged_vocab, do_lower_case)
         module = BertPreprocessor(tok, cls_id=_special_id(vocab_path, "[CLS]"),
                                   sep_id=_special_id(vocab_path, "[SEP]"),
-                                  default_seq_length=seq_length)
+                                  default_seq_length=seq_length, vocab_path=staged_vocab)
         ragged = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1)
         scalar = tf.TensorSpec([], tf.int32)
         module.bert_pack_inputs.get_concrete_function([ragged], scalar)
