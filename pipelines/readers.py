@@ -1,0 +1,285 @@
+"""Training readers: pretraining TFRecords -> batched int32 features with static shapes.
+
+Order of the input pipeline (one host, `pretraining_dataset`):
+
+    epochs e = e0, e0+1, ...          (Dataset.counter; a single pass when not repeating)
+      shard files (seeded shuffle per epoch) -> interleave TFRecords -> [record shard]
+      -> shuffle buffer (seed derived from (seed, e))
+    -> skip (resume) -> enumerate (global position g in this host's stream)
+    -> batch(drop_remainder) -> parse_example + cast (+ dynamic masking keyed by g) -> prefetch
+
+Exact resume: with a `seed` every epoch's order is a pure function of (seed, epoch), and the
+dynamic mask of an element a pure function of (seed, host, g). The number of records a host
+reads per epoch is known from the manifest, so `skip_batches=N` starts directly at epoch
+N*batch_size // records_per_epoch and skips only the remainder, as serialized strings, before
+any parsing or masking: the result equals the continuation of an uninterrupted run.
+Batches run across epoch boundaries (no examples are dropped at the end of an epoch).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from typing import Any, Mapping
+
+import tensorflow as tf
+
+from pipelines.dynamic_masking import DynamicMaskingConfig, element_keys, mask_examples
+from tfcompact.errors import ConfigError, DataError
+
+MANIFEST_NAME = "manifest.json"
+SCHEMAS = ("bert_masked", "unmasked")
+_REQUIRED_KEYS = {
+    "format_version": int,
+    "schema": str,
+    "max_seq_length": int,
+    "max_predictions_per_seq": int,
+    "vocab_size": int,
+    "special_ids": dict,
+    "num_instances": int,
+    "shards": list,
+}
+_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+DEFAULT_SHUFFLE_BUFFER = 10_000
+DEFAULT_CYCLE_LENGTH = 8
+
+
+def validate_manifest(manifest: Any, source: str) -> dict:
+    """Checks the structure of a manifest dict; raises DataError naming `source` and the field."""
+    if not isinstance(manifest, dict):
+        raise DataError(f"{source}: expected a JSON object, got {type(manifest).__name__}")
+    for key, kind in _REQUIRED_KEYS.items():
+        if key not in manifest:
+            raise DataError(f"{source}: missing field '{key}'")
+        value = manifest[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise DataError(f"{source}: field '{key}' should be {kind.__name__}, "
+                            f"got {type(value).__name__}")
+    if manifest["format_version"] != 1:
+        raise DataError(f"{source}: field 'format_version' is {manifest['format_version']}, "
+                        "this reader understands 1")
+    if manifest["schema"] not in SCHEMAS:
+        raise DataError(f"{source}: field 'schema' is {manifest['schema']!r}, expected one of "
+                        f"{', '.join(SCHEMAS)}")
+    for key in ("max_seq_length", "max_predictions_per_seq", "vocab_size"):
+        if manifest[key] <= 0:
+            raise DataError(f"{source}: field '{key}' must be > 0, got {manifest[key]}")
+    for token in _SPECIAL_TOKENS:
+        if not isinstance(manifest["special_ids"].get(token), int):
+            raise DataError(f"{source}: field 'special_ids' lacks an integer id for {token}")
+    if not manifest["shards"]:
+        raise DataError(f"{source}: field 'shards' is empty")
+    total = 0
+    for i, shard in enumerate(manifest["shards"]):
+        if not isinstance(shard, dict) or not isinstance(shard.get("file"), str):
+            raise DataError(f"{source}: shards[{i}] lacks a 'file' name")
+        count = shard.get("num_instances")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise DataError(f"{source}: shards[{i}] ({shard['file']}) lacks a non-negative "
+                            "'num_instances'")
+        total += count
+    if total != manifest["num_instances"]:
+        raise DataError(f"{source}: field 'num_instances' is {manifest['num_instances']} but the "
+                        f"shards add up to {total}")
+    return manifest
+
+
+def read_manifest(data_dir: str) -> dict:
+    """Reads and validates `<data_dir>/manifest.json`; every listed shard must exist."""
+    path = os.path.join(data_dir, MANIFEST_NAME)
+    if not tf.io.gfile.exists(path):
+        raise DataError(f"{path}: no manifest; expected the output directory of "
+                        "`tfcompact create-data`")
+    with tf.io.gfile.GFile(path, "r") as f:
+        text = f.read()
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+    validate_manifest(manifest, path)
+    for shard in manifest["shards"]:
+        shard_path = os.path.join(data_dir, shard["file"])
+        if not tf.io.gfile.exists(shard_path):
+            raise DataError(f"{path}: shard '{shard['file']}' is listed but {shard_path} "
+                            "does not exist")
+    return manifest
+
+
+def feature_spec(manifest: Mapping) -> dict[str, tf.io.FixedLenFeature]:
+    """tf.io parsing spec of one example of the manifest's schema."""
+    seq, preds = manifest["max_seq_length"], manifest["max_predictions_per_seq"]
+    spec = {
+        "input_ids": tf.io.FixedLenFeature([seq], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([seq], tf.int64),
+        "segment_ids": tf.io.FixedLenFeature([seq], tf.int64),
+        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+    }
+    if manifest["schema"] == "bert_masked":
+        spec.update({
+            "masked_lm_positions": tf.io.FixedLenFeature([preds], tf.int64),
+            "masked_lm_ids": tf.io.FixedLenFeature([preds], tf.int64),
+            "masked_lm_weights": tf.io.FixedLenFeature([preds], tf.float32),
+        })
+    else:
+        spec["word_ids"] = tf.io.FixedLenFeature([seq], tf.int64)
+    return spec
+
+
+def _resolve_files(data_dir_or_glob: str, manifest: Mapping | None) -> tuple[dict, list, list]:
+    """(manifest, shard paths, per-shard instance counts) in manifest order."""
+    if tf.io.gfile.isdir(data_dir_or_glob):
+        data_dir = data_dir_or_glob
+        if manifest is None:
+            manifest = read_manifest(data_dir)
+        else:
+            validate_manifest(manifest, "manifest argument")
+        files = [os.path.join(data_dir, s["file"]) for s in manifest["shards"]]
+        counts = [s["num_instances"] for s in manifest["shards"]]
+        for path in files:
+            if not tf.io.gfile.exists(path):
+                raise DataError(f"{path}: shard listed in the manifest does not exist")
+        return dict(manifest), files, counts
+    files = sorted(tf.io.gfile.glob(data_dir_or_glob))
+    if not files:
+        raise DataError(f"{data_dir_or_glob}: no such directory and no file matches")
+    if manifest is None:
+        manifest = read_manifest(os.path.dirname(data_dir_or_glob) or ".")
+    else:
+        validate_manifest(manifest, "manifest argument")
+    by_name = {s["file"]: s["num_instances"] for s in manifest["shards"]}
+    counts = []
+    for path in files:
+        name = os.path.basename(path)
+        if name not in by_name:
+            raise DataError(f"{path}: matched by {data_dir_or_glob} but not listed in the "
+                            "manifest's 'shards'")
+        counts.append(by_name[name])
+    return dict(manifest), files, counts
+
+
+def _derived_seed(seed: int, salt: int, epoch: tf.Tensor) -> tf.Tensor:
+    """An int64 tf.data seed that differs per (seed, salt, epoch)."""
+    return tf.cast(element_keys(seed * 8 + salt, epoch), tf.int64)
+
+
+def pretraining_dataset(
+    data_dir_or_glob: str,
+    batch_size: int,
+    *,
+    is_training: bool,
+    manifest: Mapping | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    seed: int | None = None,
+    dynamic_masking: DynamicMaskingConfig | None = None,
+    repeat: bool = True,
+    skip_batches: int = 0,
+    cycle_length: int = DEFAULT_CYCLE_LENGTH,
+) -> tf.data.Dataset:
+    """Batched pretraining features for one input pipeline (host).
+
+    Yields dicts of int32 `input_ids`, `input_mask`, `segment_ids`, `masked_lm_positions`,
+    `masked_lm_ids`, `next_sentence_labels` ([batch]) and float32 `masked_lm_weights`, static
+    shapes, `drop_remainder=True`. `batch_size` is this pipeline's batch (under
+    `distribute_datasets_from_function`: `input_context.get_per_replica_batch_size(global)`).
+    The "unmasked" schema is masked on the fly (`dynamic_masking`, default from the manifest:
+    whole-word, 15 %); the "bert_masked" schema is read as written.
+
+    Sharding: with `input_context`, pipeline i of n reads files i, i+n, ... when there are at
+    least n files, else every record whose index is i mod n. `is_training=False` gives one
+    deterministic pass in file order (no shuffle, `repeat` ignored). With `seed` the order and
+    masks are deterministic; `skip_batches=N` then resumes exactly after N consumed batches.
+    """
+    if batch_size <= 0:
+        raise ConfigError(f"batch_size must be > 0, got {batch_size}")
+    if skip_batches < 0:
+        raise ConfigError(f"skip_batches must be >= 0, got {skip_batches}")
+    manifest, files, counts = _resolve_files(data_dir_or_glob, manifest)
+    schema = manifest["schema"]
+    if schema == "unmasked":
+        if dynamic_masking is None:
+            dynamic_masking = DynamicMaskingConfig.from_manifest(manifest)
+    elif dynamic_masking is not None:
+        raise ConfigError(f"{data_dir_or_glob}: dynamic masking needs the 'unmasked' schema; "
+                          f"this data is '{schema}' (already masked)")
+
+    num_pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    shard_by_files = len(files) >= num_pipelines
+    host_files = files[pipeline_id::num_pipelines] if shard_by_files else files
+    records_per_epoch = _records_per_pipeline(counts, num_pipelines, pipeline_id)
+    if records_per_epoch == 0:
+        raise DataError(f"{data_dir_or_glob}: input pipeline {pipeline_id} of {num_pipelines} "
+                        "has no records (per the manifest)")
+
+    deterministic = seed is not None or not is_training or not shard_by_files
+    mask_seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
+    # Record sharding needs every host to see the same record order before `shard`.
+    shuffle_files = is_training and len(host_files) > 1 and (shard_by_files or seed is not None)
+    cycle = max(1, min(cycle_length, len(host_files))) if is_training else 1
+
+    def epoch_records(epoch: tf.Tensor) -> tf.data.Dataset:
+        names = tf.data.Dataset.from_tensor_slices(host_files)
+        if shuffle_files:
+            names = names.shuffle(len(host_files),
+                                  seed=None if seed is None else _derived_seed(seed, 1, epoch))
+        if cycle == 1:
+            records = names.flat_map(tf.data.TFRecordDataset)
+        else:
+            records = names.interleave(tf.data.TFRecordDataset, cycle_length=cycle,
+                                       block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+                                       deterministic=deterministic)
+        if not shard_by_files:
+            records = records.shard(num_pipelines, pipeline_id)
+        if is_training and shuffle_buffer > 1:
+            records = records.shuffle(
+                shuffle_buffer, seed=None if seed is None else _derived_seed(seed, 2, epoch))
+        return records
+
+    skip_records = skip_batches * batch_size
+    first_epoch, skip_in_epoch = divmod(skip_records, records_per_epoch)
+    if is_training and repeat:
+        epochs = tf.data.Dataset.counter(first_epoch)
+    else:
+        epochs = tf.data.Dataset.range(first_epoch, 1)
+    ds = epochs.flat_map(epoch_records)
+    if skip_in_epoch:
+        ds = ds.skip(skip_in_epoch)
+    ds = ds.enumerate(start=skip_records)
+    ds = ds.batch(batch_size, drop_remainder=True)
+
+    spec = feature_spec(manifest)
+    masking = dynamic_masking
+
+    def parse(position: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        raw = tf.io.parse_example(serialized, spec)
+        features = {}
+        for name, value in raw.items():
+            if name == "next_sentence_labels":
+                value = tf.reshape(value, [batch_size])
+            features[name] = value if value.dtype == tf.float32 else tf.cast(value, tf.int32)
+        if masking is not None:
+            keys = element_keys(mask_seed, position * num_pipelines + pipeline_id)
+            features = mask_examples(features, keys, masking)
+        return features
+
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    # Sharding is done here explicitly; a strategy must not auto-shard again.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    ds = ds.with_options(options)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _records_per_pipeline(counts: list, num_pipelines: int, pipeline_id: int) -> int:
+    if len(counts) >= num_pipelines:
+        return sum(counts[pipeline_id::num_pipelines])
+    return len(range(pipeline_id, sum(counts), num_pipelines))
+
+
+def records_per_pipeline(manifest: Mapping, num_pipelines: int = 1,
+                         pipeline_id: int = 0) -> int:
+    """Records one input pipeline reads per epoch (the trainer's steps-per-epoch arithmetic)."""
+    return _records_per_pipeline([s["num_instances"] for s in manifest["shards"]],
+                                 num_pipelines, pipeline_id)
