@@ -1,0 +1,113 @@
+"""Pieces every architecture's model builder shares: inputs, scopes and output dicts."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import keras
+from keras import ops
+
+from tfcompact.layers.core import dense
+from tfcompact.layers.heads import FirstToken, MaskedLMHead, SentenceHead
+
+BACKBONE_INPUTS = ("input_ids", "input_mask", "segment_ids")
+SENTENCE_HEADS = ("nsp", "sop", "none")
+
+
+def backbone_inputs() -> dict[str, keras.KerasTensor]:
+    """Symbolic int32 [batch, seq] inputs: input_ids, input_mask, segment_ids."""
+    return {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in BACKBONE_INPUTS}
+
+
+def pretraining_inputs() -> dict[str, keras.KerasTensor]:
+    """Backbone inputs plus masked_lm_positions int32 [batch, max_predictions]."""
+    inputs = backbone_inputs()
+    inputs["masked_lm_positions"] = keras.Input(shape=(None,), dtype="int32", name="masked_lm_positions")
+    return inputs
+
+
+@contextlib.contextmanager
+def scope(path: str | Sequence[str]) -> Iterator[None]:
+    """Nested keras name scopes for a '/'-separated path: variable paths created inside start with it."""
+    parts = path.split("/") if isinstance(path, str) else list(path)
+    with contextlib.ExitStack() as stack:
+        for part in parts:
+            if part:
+                stack.enter_context(keras.name_scope(part))
+        yield
+
+
+def first_token(sequence_output):
+    """The [CLS] vector [B, H]: the pooled output of models without a pooler (ELECTRA, MobileBERT)."""
+    return FirstToken(name="first_token")(sequence_output)
+
+
+def backbone_outputs(sequence_output, pooled_output, hidden_states: list, attention_logits: list) -> dict:
+    """The backbone output dict of the contract."""
+    return {
+        "sequence_output": sequence_output,
+        "pooled_output": pooled_output,
+        "hidden_states": list(hidden_states),
+        "attention_logits": list(attention_logits),
+    }
+
+
+def model_scope(default: str, name: str | None) -> tuple[str, str]:
+    """(model name, variable scope): ``name`` (e.g. "teacher") becomes a prefix of the default scope."""
+    if name is None:
+        return default, default
+    return name, f"{name}/{default}"
+
+
+def attach_pretraining_heads(
+    backbone: keras.Model,
+    *,
+    vocab_size: int,
+    transform_size: int,
+    hidden_act: str,
+    exact_gelu: bool = False,
+    initializer_range: float = 0.02,
+    extra_output_size: int = 0,
+    sentence_head: str = "nsp",
+    name: str | None = None,
+    prefix: str = "",
+    fit_size: int | None = None,
+) -> keras.Model:
+    """Backbone + ``cls/predictions`` (tied MLM) + optional ``cls/seq_relationship`` (NSP/SOP).
+
+    The backbone is nested as a layer named after it; the heads' variables are created under
+    ``<prefix>cls/...``. ``fit_size`` adds TinyBERT's ``fit_dense`` (H → fit_size) applied to
+    every hidden state, returned as ``fit_hidden_states``.
+    """
+    inputs = pretraining_inputs()
+    outputs = dict(backbone({k: inputs[k] for k in BACKBONE_INPUTS}))
+    embedding_layer = backbone.get_layer("embeddings")
+    with scope(prefix + "cls"):
+        head = MaskedLMHead(
+            embedding_layer,
+            vocab_size,
+            transform_size,
+            hidden_act=hidden_act,
+            exact_gelu=exact_gelu,
+            initializer_range=initializer_range,
+            extra_output_size=extra_output_size,
+            name="predictions",
+        )
+        outputs["mlm_logits"] = head(outputs["sequence_output"], inputs["masked_lm_positions"])
+        if sentence_head != "none":
+            outputs["sentence_logits"] = SentenceHead(2, initializer_range, name="seq_relationship")(
+                outputs["pooled_output"]
+            )
+    if fit_size is not None:
+        with scope(prefix):
+            fit_dense = dense(fit_size, "fit_dense", initializer_range)
+            outputs["fit_hidden_states"] = [fit_dense(h) for h in outputs["hidden_states"]]
+    return keras.Model(inputs, outputs, name=name or f"{backbone.name}_pretraining")
+
+
+def gather_indices_mask(positions, seq_len: int):
+    """One-hot [B, P, S] of the masked positions, with position 0 ([CLS], also the padding value) dropped."""
+    positions = ops.cast(positions, "int32")
+    onehot = ops.one_hot(positions, seq_len, dtype="float32")
+    valid = ops.cast(ops.greater(positions, 0), "float32")
+    return onehot * ops.expand_dims(valid, -1)
