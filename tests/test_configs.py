@@ -291,3 +291,9 @@ def test_tiny_config_keeps_structure(name):
 def test_unknown_architecture():
     with pytest.raises(ConfigError, match="albert"):
         config_from_dict("alberta", {"vocab_size": 10})
+
+
+def test_huggingface_config_is_named_as_such():
+    hf = dict(CHINESE_BERT_CONFIG, model_type="bert", layer_norm_eps=1e-12)
+    with pytest.raises(ConfigError, match="HuggingFace"):
+        BertConfig.from_dict(hf, source="config.json")

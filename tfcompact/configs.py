@@ -35,6 +35,10 @@ NORMALIZATION_TYPES = ("no_norm", "layer_norm")
 LN_TYPES = ("postln", "preln")
 ALBERT_LAYOUTS = ("google", "brightmart")
 
+# Keys only HuggingFace's config.json files have: named in the error for such a file.
+_HF_ONLY_KEYS = frozenset({"model_type", "architectures", "layer_norm_eps", "pad_token_id",
+                           "transformers_version", "torch_dtype", "position_embedding_type"})
+
 # Where the config being built came from; `from_dict` sets it so that checks run in
 # `__post_init__` can name the file.
 _SOURCE: contextvars.ContextVar[str] = contextvars.ContextVar("config_source", default="<arguments>")
@@ -156,6 +160,8 @@ class _ConfigBase:
             if key not in names:
                 close = difflib.get_close_matches(str(key), names, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
+                if key in _HF_ONLY_KEYS:
+                    hint = " (this looks like a HuggingFace config.json; give the original TF1 config file)"
                 raise ConfigError(f"{source}: field '{key}': unknown field for {cls.__name__}{hint}")
         for f in dataclasses.fields(cls):
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in d:

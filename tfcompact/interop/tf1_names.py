@@ -2,8 +2,10 @@
 
 `tf1_variable_shapes` lists every variable the original TF1 code creates (google-research
 bert, albert, electra, mobilebert; brightmart/albert_zh), with its shape, in the order of
-`reference/tf1_names.md` (the order the original code creates them; TF1 checkpoint files
-themselves store keys sorted by name). Optimizer slots and `global_step` are not listed.
+`reference/tf1_names.md`: embeddings, encoder layers, pooler, heads (the creation order of
+the original code, except that ELECTRA builds its generator first; TF1 checkpoint files store
+keys sorted by name, so the order carries no meaning there). Optimizer slots and
+`global_step` are not listed.
 
 `count_parameters` sums those shapes, optionally over only some parts of the model, so
 parameter counts come from the same table the checkpoint converters use and nothing is built.
@@ -11,7 +13,7 @@ parameter counts come from the same table the checkpoint converters use and noth
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional, Union
+from typing import Optional, Union
 
 from tfcompact.configs import (ARCHITECTURES, AlbertConfig, BertConfig, ElectraConfig,
                                MobileBertConfig, Preset, get_preset)
@@ -301,9 +303,3 @@ def _resolve(value) -> tuple[str, object, str]:
         arch, config = value[0], value[1]
         return arch, config, (value[2] if len(value) == 3 else "default")
     raise ConfigError(f"expected a preset name, a Preset or an (arch, config) pair, got {type(value).__name__}")
-
-
-def iter_parts(scope: str) -> Iterable[str]:
-    """The parts a scope string names, in PARTS order (for display)."""
-    parts = _parse_scope(scope)
-    return [p for p in PARTS if p in parts]
