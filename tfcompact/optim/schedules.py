@@ -111,7 +111,7 @@ def create_optimizer(
 # Per-variable learning-rate multipliers
 # ---------------------------------------------------------------------------------------------
 
-DEFAULT_LAYER_PATTERN = r"layer_(\d+)(?:/|_|$)"
+DEFAULT_LAYER_PATTERN = r"(?:^|/)layer_(\d+)(?:/|$)"
 
 
 def layer_index(path: str, layer_pattern: str = DEFAULT_LAYER_PATTERN) -> Optional[int]:
