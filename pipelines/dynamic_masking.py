@@ -29,9 +29,10 @@ import tensorflow as tf
 from tfcompact.errors import ConfigError
 
 # Greedy "skip a word that does not fit" is sequential; it is computed exactly in a few vectorised
-# passes (see `select_words`). Each pass strictly lowers the longest admissible word length, so
-# this many passes are exact whenever chosen words have at most this many distinct lengths among
-# the failures; a row that would need more simply ends up with fewer words, never a lost label.
+# passes (see `select_words`). The word that ends a pass is longer than the capacity left after
+# it, so the lengths ending successive passes strictly decrease: this many passes are exact
+# whenever no word has more pieces than passes (Chinese words here: 1-4 characters). A row that
+# would need more passes ends with fewer words, never with a lost label.
 _SELECTION_PASSES = 4
 
 _SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
