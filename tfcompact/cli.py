@@ -62,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tfcompact {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `tfcompact presets | head`): not an error.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
