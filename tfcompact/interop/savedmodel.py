@@ -100,3 +100,81 @@ def save_encoder(module: EncoderModule, output_dir: str) -> str:
         signatures["mlm"] = module.serve_mlm.get_concrete_function()
     tf.saved_model.save(module, output_dir, signatures=signatures)
     return output_dir
+
+
+def find_backbone(model, name: str | None = None):
+    """The backbone nested in a pretraining model: the sub-model whose outputs include
+    `sequence_output` (by layer name when `name` is given)."""
+    import keras
+
+    if name is not None and hasattr(model, name):
+        return getattr(model, name)
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.Model) and isinstance(getattr(layer, "output", None), dict) \
+                and "sequence_output" in layer.output:
+            if name is None or layer.name == name:
+                return layer
+    if isinstance(getattr(model, "output", None), dict) and "sequence_output" in model.output:
+        return model
+    raise ValueError(f"no backbone{' ' + name if name else ''} found in model {model.name}")
+
+
+def _backbone_call(backbone):
+    def encoder_fn(inputs):
+        out = backbone({"input_ids": inputs["input_word_ids"], "input_mask": inputs["input_mask"],
+                        "segment_ids": inputs["input_type_ids"]}, training=False)
+        return {"sequence_output": out["sequence_output"], "pooled_output": out["pooled_output"],
+                "encoder_outputs": list(out["hidden_states"][1:])}
+    return encoder_fn
+
+
+def _pretraining_call(model):
+    def mlm_fn(inputs):
+        out = model({"input_ids": inputs["input_word_ids"], "input_mask": inputs["input_mask"],
+                     "segment_ids": inputs["input_type_ids"],
+                     "masked_lm_positions": inputs["masked_lm_positions"]}, training=False)
+        return {"sequence_output": out["sequence_output"], "pooled_output": out["pooled_output"],
+                "encoder_outputs": list(out["hidden_states"][1:]), "mlm_logits": out["mlm_logits"]}
+    return mlm_fn
+
+
+def build_encoder_module(model, arch: str, config, *, component: str = "discriminator") -> EncoderModule:
+    """Wrap a pretraining model (or a backbone) of `arch` as an `EncoderModule`.
+
+    ELECTRA: `component="discriminator"` (default) exports the discriminator backbone;
+    `"generator"` the generator backbone with its masked-LM head as `mlm`.
+    """
+    max_positions = config.max_position_embeddings
+    if arch == "electra":
+        backbone, mlm_fn = _electra_parts(model, component)
+    else:
+        backbone = find_backbone(model)
+        mlm_fn = _pretraining_call(model) if backbone is not model else None
+    return EncoderModule(_backbone_call(backbone), trackables=[model], max_positions=max_positions,
+                         vocab_size=config.vocab_size, mlm_fn=mlm_fn)
+
+
+def _electra_parts(model, component: str):
+    """(backbone, mlm_fn or None) of an ELECTRA pretrainer for `component`."""
+    if component not in ("discriminator", "generator"):
+        raise ValueError(f"component: expected discriminator or generator, got {component!r}")
+    if not hasattr(model, "generator"):
+        # a bare ELECTRA backbone: only the discriminator exists
+        if component == "generator":
+            raise ValueError("this ELECTRA model has no generator to export")
+        return find_backbone(model), None
+    if component == "discriminator":
+        return model.discriminator, None
+    generator, head = model.generator, model.generator_head
+    encoder_fn = _backbone_call(generator)
+
+    def mlm_fn(inputs):
+        out = encoder_fn(inputs)
+        out["mlm_logits"] = head(out["sequence_output"], inputs["masked_lm_positions"])
+        return out
+    return generator, mlm_fn
+
+
+def export_encoder(model, arch: str, config, output_dir: str, *, component: str = "discriminator") -> str:
+    """Write the encoder SavedModel of a pretraining model to `output_dir`."""
+    return save_encoder(build_encoder_module(model, arch, config, component=component), output_dir)
