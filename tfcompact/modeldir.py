@@ -1,0 +1,224 @@
+"""Model directories: what a training run leaves and what export/fine-tuning read.
+
+Layout::
+
+    <dir>/tfcompact.json   {"format_version": 1, "arch", "preset" (or null), "config": <original
+                            JSON field names>, "sentence_head" (optional: "nsp"|"sop"|"none")}
+    <dir>/vocab.txt        the WordPiece vocabulary the model was trained with
+    <dir>/checkpoints/     tf.train.Checkpoint(model=<pretraining model>, ...) files
+
+Files are written to a temporary name and renamed, so a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from tfcompact.configs import ARCHITECTURES, CONFIG_CLASSES, config_from_dict, get_preset
+from tfcompact.errors import CheckpointError, ConfigError
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "tfcompact.json"
+VOCAB_FILE = "vocab.txt"
+CHECKPOINT_DIR = "checkpoints"
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass(frozen=True)
+class ModelDirInfo:
+    """What a model directory holds: architecture, config, preset name, files."""
+
+    arch: str
+    config: object
+    preset: Optional[str]
+    vocab_path: Optional[str]
+    latest_checkpoint: Optional[str]
+    sentence_head: Optional[str] = None
+    path: Optional[str] = None
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return os.path.join(self.path or "", CHECKPOINT_DIR)
+
+
+def _atomic_write_text(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _atomic_copy(src: str, dst: str) -> None:
+    folder = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_model_dir_config(
+    dir: PathLike,
+    arch: str,
+    config,
+    preset: Optional[str] = None,
+    vocab_path: Optional[PathLike] = None,
+    sentence_head: Optional[str] = None,
+) -> str:
+    """Create ``dir`` if needed and write ``tfcompact.json`` (and copy the vocab to ``vocab.txt``).
+
+    Returns the path of ``tfcompact.json``. The config must be the architecture's dataclass;
+    a preset must belong to the same architecture.
+    """
+    dir = os.fspath(dir)
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"arch: unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+    if not isinstance(config, CONFIG_CLASSES[arch]):
+        raise ConfigError(f"config: architecture {arch!r} needs a {CONFIG_CLASSES[arch].__name__}, "
+                          f"got {type(config).__name__}")
+    if preset is not None and get_preset(preset).arch != arch:
+        raise ConfigError(f"preset: {preset!r} is a {get_preset(preset).arch} preset, not {arch}")
+    if sentence_head is not None and sentence_head not in ("nsp", "sop", "none"):
+        raise ConfigError(f"sentence_head: expected nsp, sop or none, got {sentence_head!r}")
+    os.makedirs(dir, exist_ok=True)
+    if vocab_path is not None:
+        vocab_path = os.fspath(vocab_path)
+        if not os.path.isfile(vocab_path):
+            raise ConfigError(f"{vocab_path}: vocabulary file not found")
+        target = os.path.join(dir, VOCAB_FILE)
+        if not (os.path.exists(target) and os.path.samefile(vocab_path, target)):
+            _atomic_copy(vocab_path, target)
+    payload = {"format_version": FORMAT_VERSION, "arch": arch, "preset": preset, "config": config.to_dict()}
+    if sentence_head is not None:
+        payload["sentence_head"] = sentence_head
+    path = os.path.join(dir, CONFIG_FILE)
+    _atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def latest_checkpoint(dir: PathLike) -> Optional[str]:
+    """The newest checkpoint prefix under ``<dir>/checkpoints`` (None when there is none)."""
+    import tensorflow as tf
+
+    ckpt_dir = os.path.join(os.fspath(dir), CHECKPOINT_DIR)
+    if not os.path.isdir(ckpt_dir):
+        return None
+    return tf.train.latest_checkpoint(ckpt_dir)
+
+
+def read_model_dir(dir: PathLike) -> ModelDirInfo:
+    """Read and check ``tfcompact.json``; find ``vocab.txt`` and the latest checkpoint."""
+    dir = os.fspath(dir)
+    path = os.path.join(dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: not found; is {dir} a tfcompact model directory?")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            d = json.load(fh)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    for key in ("format_version", "arch", "config"):
+        if key not in d:
+            raise ConfigError(f"{path}: field '{key}': missing")
+    if d["format_version"] != FORMAT_VERSION:
+        raise ConfigError(f"{path}: field 'format_version': expected {FORMAT_VERSION}, got {d['format_version']!r}")
+    arch = d["arch"]
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"{path}: field 'arch': expected one of {', '.join(ARCHITECTURES)}, got {arch!r}")
+    config = config_from_dict(arch, d["config"], source=f"{path} (config)")
+    preset = d.get("preset")
+    if preset is not None:
+        get_preset(preset)
+    sentence_head = d.get("sentence_head")
+    if sentence_head is not None and sentence_head not in ("nsp", "sop", "none"):
+        raise ConfigError(f"{path}: field 'sentence_head': expected nsp, sop or none, got {sentence_head!r}")
+    vocab = os.path.join(dir, VOCAB_FILE)
+    return ModelDirInfo(
+        arch=arch,
+        config=config,
+        preset=preset,
+        vocab_path=vocab if os.path.isfile(vocab) else None,
+        latest_checkpoint=latest_checkpoint(dir),
+        sentence_head=sentence_head,
+        path=dir,
+    )
+
+
+def build_from_info(info: ModelDirInfo):
+    """The (untrained) pretraining model a model directory describes."""
+    from tfcompact.models import DEFAULT_SENTENCE_HEAD, build_pretraining_model
+
+    head = info.sentence_head
+    if head is None:
+        head = get_preset(info.preset).sentence_head if info.preset else DEFAULT_SENTENCE_HEAD[info.arch]
+    return build_pretraining_model(info.arch, info.config, sentence_head=head)
+
+
+def checkpoint_model_variable_count(prefix: str, key: str = "model") -> int:
+    """How many variables the object ``key`` of a tf.train.Checkpoint holds (from its object graph)."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    reader = tf.train.load_checkpoint(prefix)
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    roots = [c.node_id for c in graph.nodes[0].children if c.local_name == key]
+    if not roots:
+        raise CheckpointError(f"{prefix}: the checkpoint has no '{key}' object")
+    seen, stack, count = set(), roots, 0
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if any(a.name == "VARIABLE_VALUE" for a in graph.nodes[node].attributes):
+            count += 1
+        stack.extend(c.node_id for c in graph.nodes[node].children)
+    return count
+
+
+def load_pretraining_model(dir: PathLike, checkpoint: Optional[str] = None):
+    """Build the directory's pretraining model and restore its latest (or the given) checkpoint.
+
+    Only the ``model`` object is read (optimizer state and step are ignored); every model
+    variable must be found in the checkpoint, else CheckpointError.
+    """
+    import tensorflow as tf
+
+    info = read_model_dir(dir)
+    prefix = checkpoint or info.latest_checkpoint
+    if prefix is None:
+        raise CheckpointError(f"{os.path.join(os.fspath(dir), CHECKPOINT_DIR)}: no checkpoint found")
+    model = build_from_info(info)
+    try:
+        stored = checkpoint_model_variable_count(prefix)
+        status = tf.train.Checkpoint(model=model).restore(prefix)
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (tf.errors.NotFoundError, tf.errors.DataLossError) as e:
+        raise CheckpointError(f"{prefix}: cannot read checkpoint: {e.message.splitlines()[0]}") from None
+    except AssertionError as e:
+        raise CheckpointError(f"{prefix}: checkpoint does not match the {info.arch} model in "
+                              f"{os.path.join(os.fspath(dir), CONFIG_FILE)}: {str(e).splitlines()[0]}") from None
+    expected = len({id(v) for v in model.weights})
+    if stored != expected:
+        raise CheckpointError(f"{prefix}: the checkpoint's model has {stored} variables but the {info.arch} "
+                              f"model in {os.path.join(os.fspath(dir), CONFIG_FILE)} has {expected}")
+    return model
