@@ -1,0 +1,273 @@
+"""The training loop: a tf.function running many steps per call under any tf.distribute strategy.
+
+Why not `model.fit`: with `steps_per_execution > 1` under MirroredStrategy it fails (Keras
+issue 19246), and TPUs need hundreds of steps per host call. So one call of `train(iterator, n)`
+runs `for _ in tf.range(n): strategy.run(step, (next(iterator),))`.
+
+One step, per replica:
+  1. every random seed in the model (dropout, ELECTRA's Gumbel sampling) is set from
+     (run seed, global step, replica id): a restarted run draws exactly the same numbers;
+  2. forward (+ frozen teacher), loss in float32, divided by the number of replicas (each
+     replica's loss is a mean over its share of the global batch);
+  3. gradients; one scalar all-reduce says whether any replica saw a NaN/Inf; if so the update
+     is skipped (weights, slots and the optimizer's step counter untouched) and a counter of
+     consecutive bad steps grows; the loop stops once it reaches `max_nonfinite_steps`;
+  4. otherwise the optimizer all-reduces the gradients, clips them by global norm and updates;
+  5. metrics are summed into on-read variables (summed over replicas when read).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# loss_fn(outputs, batch, teacher_outputs) -> (loss, {name: scalar})
+LossFn = Callable[[Mapping[str, Any], Mapping[str, tf.Tensor], Any], tuple]
+
+AUC_BUCKETS = 200
+_SEED_MOD = 2**31 - 1
+
+
+def seed_state_variables(*models: keras.Model | None) -> list:
+    """The state variables of every keras SeedGenerator in the models (dropout, sampling)."""
+    found, seen = [], set()
+    for model in models:
+        if model is None:
+            continue
+        for v in model.variables:
+            if v.path.endswith("seed_generator_state") and id(v) not in seen:
+                seen.add(id(v))
+                found.append(v)
+    return found
+
+
+def auc_from_histograms(pos: np.ndarray, neg: np.ndarray) -> float:
+    """ROC AUC from score histograms of positives and negatives (ties count one half)."""
+    pos = np.asarray(pos, np.float64)
+    neg = np.asarray(neg, np.float64)
+    if pos.sum() == 0 or neg.sum() == 0:
+        return float("nan")
+    neg_below = np.cumsum(neg) - neg  # negatives in strictly lower buckets
+    return float((pos * (neg_below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
+
+
+class _Accumulators:
+    """Per-replica sums (on-read variables: reading them sums over replicas)."""
+
+    def __init__(self, names: Sequence[str], prefix: str):
+        on_read = dict(synchronization=tf.VariableSynchronization.ON_READ,
+                       aggregation=tf.VariableAggregation.SUM, trainable=False)
+        self.names = list(names)
+        self.sums = {n: tf.Variable(0.0, name=f"{prefix}_{n}", **on_read) for n in names}
+        self.count = tf.Variable(0.0, name=f"{prefix}_count", **on_read)
+        self.auc = tf.Variable(tf.zeros([2, AUC_BUCKETS]), name=f"{prefix}_rtd_hist", **on_read)
+
+    def add(self, metrics: Mapping[str, tf.Tensor]) -> None:
+        for n in self.names:
+            self.sums[n].assign_add(tf.cast(metrics[n], tf.float32))
+        self.count.assign_add(1.0)
+
+    def add_rtd_histogram(self, logits: tf.Tensor, labels: tf.Tensor, mask: tf.Tensor) -> None:
+        probs = tf.sigmoid(tf.cast(logits, tf.float32))
+        bucket = tf.clip_by_value(tf.cast(probs * AUC_BUCKETS, tf.int32), 0, AUC_BUCKETS - 1)
+        mask = tf.cast(mask, tf.float32)
+        labels = tf.cast(labels, tf.float32)
+        flat = tf.reshape(bucket, [-1])
+        pos = tf.math.unsorted_segment_sum(tf.reshape(labels * mask, [-1]), flat, AUC_BUCKETS)
+        neg = tf.math.unsorted_segment_sum(tf.reshape((1.0 - labels) * mask, [-1]), flat,
+                                           AUC_BUCKETS)
+        self.auc.assign_add(tf.stack([pos, neg]))
+
+    def result_and_reset(self) -> dict[str, float]:
+        """Means since the last reset (over steps and replicas), plus RTD AUC when tracked."""
+        count = float(self.count.read_value())
+        out = {n: float(self.sums[n].read_value()) / max(count, 1.0) for n in self.names}
+        hist = self.auc.read_value().numpy()
+        if hist.sum() > 0:
+            out["rtd_auc"] = auc_from_histograms(hist[0], hist[1])
+        for v in list(self.sums.values()) + [self.count]:
+            v.assign(0.0)
+        self.auc.assign(tf.zeros([2, AUC_BUCKETS]))
+        return out
+
+
+class TrainLoop:
+    """Compiled train and eval loops for one model, optimizer and loss under a strategy.
+
+    `model(batch, training)` returns a dict of outputs; `loss_fn(outputs, batch,
+    teacher_outputs)` returns (scalar loss, {metric name: scalar}); `teacher`, when given, is
+    called with training=False beside the student and never updated (distillation).
+    Build it inside nothing: it enters `strategy.scope()` itself. Variables `step` (= batches
+    consumed) and `nonfinite_in_a_row` belong in the checkpoint.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model,
+                 optimizer: keras.optimizers.Optimizer, loss_fn: LossFn,
+                 element_spec: Mapping[str, tf.TensorSpec], *, seed: int,
+                 teacher: keras.Model | None = None, jit_compile: bool = False,
+                 max_nonfinite_steps: int = 10):
+        self.strategy = strategy
+        self.model = model
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn
+        self.teacher = teacher
+        self.seed = int(seed)
+        self.max_nonfinite_steps = int(max_nonfinite_steps)
+        self.num_replicas = strategy.num_replicas_in_sync
+        if teacher is not None:
+            teacher.trainable = False
+        with strategy.scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
+                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.nonfinite_in_a_row = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="nonfinite_in_a_row",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.trainable_variables = list(model.trainable_variables)
+            optimizer.build(self.trainable_variables)
+            names = self._metric_names(element_spec)
+            self.train_metrics = _Accumulators(
+                names + ["learning_rate", "gradient_norm", "skipped_steps"], "train")
+            self.eval_metrics = _Accumulators(names, "eval")
+        self._seed_vars = seed_state_variables(model, teacher)
+        self.tracks_rtd = self._has_rtd
+        # XLA for the per-step function: only where no merge_call is needed (the default
+        # strategy; TPUs compile everything anyway).
+        # (A nested tf.function around a step that calls merge_call breaks MirroredStrategy.)
+        self.jit_compile = bool(jit_compile) and \
+            tf.__internal__.distribute.strategy_supports_no_merge_call()
+        if self.jit_compile:
+            self._replica_train_step = tf.function(self._train_step_fn, jit_compile=True)
+            self._replica_eval_step = tf.function(self._eval_step_fn, jit_compile=True)
+        else:
+            self._replica_train_step = self._train_step_fn
+            self._replica_eval_step = self._eval_step_fn
+        self._train = tf.function(self._train_loop_fn)
+        self._eval = tf.function(self._eval_loop_fn)
+
+    # ------------------------------------------------------------------ structure probing
+    def _metric_names(self, element_spec: Mapping[str, tf.TensorSpec]) -> list[str]:
+        """Trace (do not run) one forward + loss to learn the metric names and outputs."""
+        spec = {k: tf.TensorSpec([1] + list(s.shape[1:]), s.dtype) for k, s in element_spec.items()}
+
+        found = {}
+
+        def probe(batch):
+            outputs = self.model(batch, training=False)
+            teacher_outputs = None if self.teacher is None else self.teacher(batch, training=False)
+            loss, metrics = self.loss_fn(outputs, batch, teacher_outputs)
+            found["rtd"] = "rtd_logits" in outputs
+            return {"loss": loss, **metrics}
+
+        concrete = tf.function(probe).get_concrete_function(spec)
+        self._has_rtd = bool(found["rtd"])
+        return list(concrete.structured_outputs.keys())
+
+    # ------------------------------------------------------------------ seeds
+    def _reseed(self, step: tf.Tensor, replica_id: tf.Tensor) -> None:
+        """Set every SeedGenerator from (run seed, step, replica): restart-proof randomness."""
+        counter = step * self.num_replicas + tf.cast(replica_id, tf.int64)
+        for i, v in enumerate(self._seed_vars):
+            first = (self.seed * 1000003 + i * 7919) % _SEED_MOD
+            second = counter % _SEED_MOD
+            v.assign(tf.cast(tf.stack([tf.constant(first, tf.int64), second]), v.dtype))
+
+    # ------------------------------------------------------------------ one step
+    def _forward(self, batch, training: bool):
+        outputs = self.model(batch, training=training)
+        teacher_outputs = None
+        if self.teacher is not None:
+            teacher_outputs = tf.nest.map_structure(tf.stop_gradient,
+                                                    self.teacher(batch, training=False))
+        loss, metrics = self.loss_fn(outputs, batch, teacher_outputs)
+        loss = tf.cast(loss, tf.float32)
+        return outputs, loss, {"loss": loss, **metrics}
+
+    def _apply_or_skip(self, grads, finite) -> None:
+        variables = self.trainable_variables
+
+        def apply(g):
+            self.optimizer.apply(g, variables)
+
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            tf.cond(finite, lambda: apply(grads), lambda: None)
+            return
+
+        # The optimizer calls merge_call, which a cond in replica context cannot contain:
+        # decide in cross-replica context (all replicas agree on `finite`).
+        def cross_replica(distribution, g, f):
+            ok = distribution.experimental_local_results(f)[0]
+
+            def run():
+                distribution.extended.call_for_each_replica(apply, args=(g,))
+
+            tf.cond(ok, run, lambda: None)
+
+        tf.distribute.get_replica_context().merge_call(cross_replica, args=(grads, finite))
+
+    def _train_step_fn(self, batch, step):
+        ctx = tf.distribute.get_replica_context()
+        self._reseed(step, ctx.replica_id_in_sync_group)
+        with tf.GradientTape() as tape:
+            outputs, loss, metrics = self._forward(batch, training=True)
+            scaled = loss / self.num_replicas
+        grads = tape.gradient(scaled, self.trainable_variables)
+        local_ok = tf.math.is_finite(loss) & tf.math.is_finite(
+            tf.linalg.global_norm([g for g in grads if g is not None]))
+        bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(~local_ok, tf.float32))
+        finite = bad == 0.0
+        self._apply_or_skip(grads, finite)
+        self.nonfinite_in_a_row.assign(
+            tf.where(finite, tf.constant(0, tf.int64), self.nonfinite_in_a_row + 1))
+        lr = self.optimizer.learning_rate
+        metrics = dict(metrics)
+        metrics["learning_rate"] = tf.cast(lr, tf.float32) if not callable(lr) else lr
+        metrics["gradient_norm"] = tf.cast(self.optimizer.gradient_norm, tf.float32) \
+            if hasattr(self.optimizer, "gradient_norm") else tf.linalg.global_norm(grads)
+        metrics["skipped_steps"] = 1.0 - tf.cast(finite, tf.float32)
+        # A skipped step's loss is NaN: keep it out of the means (the skip is counted).
+        metrics = {k: tf.where(finite, tf.cast(v, tf.float32), 0.0) if k != "skipped_steps"
+                   else v for k, v in metrics.items()}
+        self.train_metrics.add(metrics)
+        if self.tracks_rtd:
+            self.train_metrics.add_rtd_histogram(outputs["rtd_logits"], outputs["rtd_labels"],
+                                                 batch["input_mask"])
+
+    def _eval_step_fn(self, batch, index):
+        ctx = tf.distribute.get_replica_context()
+        self._reseed(tf.constant(2**40, tf.int64) + index, ctx.replica_id_in_sync_group)
+        outputs, _, metrics = self._forward(batch, training=False)
+        self.eval_metrics.add(metrics)
+        if self.tracks_rtd:
+            self.eval_metrics.add_rtd_histogram(outputs["rtd_logits"], outputs["rtd_labels"],
+                                                batch["input_mask"])
+
+    # ------------------------------------------------------------------ loops
+    def _train_loop_fn(self, iterator, num_steps):
+        # The NaN guard's stop is part of the loop condition: a `break` would put the step
+        # (and its merge_call) inside a cond, which MirroredStrategy cannot run.
+        done = tf.constant(0, tf.int64)
+        while tf.logical_and(done < num_steps,
+                             self.nonfinite_in_a_row < self.max_nonfinite_steps):
+            self.strategy.run(self._replica_train_step, args=(next(iterator), self.step.value()))
+            self.step.assign_add(1)
+            done += 1
+
+    def _eval_loop_fn(self, iterator, num_steps):
+        for i in tf.range(num_steps):
+            self.strategy.run(self._replica_eval_step, args=(next(iterator), tf.cast(i, tf.int64)))
+
+    def train(self, iterator, num_steps: int) -> dict[str, float]:
+        """Run up to `num_steps` steps (fewer if the NaN guard trips); metric means."""
+        self._train(iterator, tf.constant(int(num_steps), tf.int64))
+        return self.train_metrics.result_and_reset()
+
+    def evaluate(self, iterator, num_steps: int) -> dict[str, float]:
+        """Forward passes (training=False) over `num_steps` batches; metric means."""
+        self._eval(iterator, tf.constant(int(num_steps), tf.int64))
+        return self.eval_metrics.result_and_reset()
+
+    @property
+    def stopped_on_nonfinite(self) -> bool:
+        return int(self.nonfinite_in_a_row.numpy()) >= self.max_nonfinite_steps

@@ -1,0 +1,111 @@
+"""Checks run before anything is built, so a misconfigured TPU job fails in seconds, not hours.
+
+Each failure is one line naming the field or file at fault: TPU paths that are not `gs://`
+(a TPU worker cannot read the VM's local disk: "File system scheme '[local]' not implemented"),
+a global batch that does not split over the replicas, fewer input shards than hosts, and data
+whose manifest does not match the model (vocabulary, sequence length, predictions per sequence).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Mapping
+
+import tensorflow as tf
+
+from tfcompact.errors import ConfigError, DataError
+from tfcompact.train.experiment import Experiment
+
+
+def manifest_dir(data_path: str) -> str:
+    """Directory holding `manifest.json` for a data directory or a shard glob inside it."""
+    if any(ch in data_path for ch in "*?["):
+        return os.path.dirname(data_path) or "."
+    return data_path
+
+
+def read_data_manifest(data_path: str, field: str) -> dict:
+    """The validated manifest of a data directory (via the readers' `read_manifest`)."""
+    from pipelines.readers import read_manifest
+
+    d = manifest_dir(data_path)
+    if not tf.io.gfile.exists(os.path.join(d, "manifest.json")):
+        raise DataError(f"{field}: {data_path}: no manifest.json in {d}; expected a directory "
+                        f"written by `tfcompact create-data`")
+    return read_manifest(d)
+
+
+def count_shards(data_path: str, manifest: Mapping[str, Any]) -> int:
+    """Number of input files the hosts can split between them."""
+    if any(ch in data_path for ch in "*?["):
+        return len(tf.io.gfile.glob(data_path))
+    return len(manifest.get("shards", []))
+
+
+@dataclasses.dataclass
+class Placement:
+    """Where the job runs, as far as preflight needs to know."""
+
+    on_tpu: bool
+    num_replicas: int
+    num_hosts: int
+
+
+def check_paths(exp: Experiment, placement: Placement) -> None:
+    """On TPU every path the workers read or write must be on Cloud Storage."""
+    if not placement.on_tpu:
+        return
+    paths = [("train.model_dir", exp.train.model_dir), ("data.train", exp.data.train),
+             ("data.eval", exp.data.eval), ("train.init_checkpoint", exp.train.init_checkpoint)]
+    if exp.distillation is not None:
+        paths.append(("distillation.teacher.checkpoint", exp.distillation.teacher.checkpoint))
+    for field, path in paths:
+        if path and not str(path).startswith("gs://"):
+            raise ConfigError(f"{exp.source}: {field} = {path!r}: on a TPU every path must be "
+                              f"gs:// (TPU workers cannot read local files)")
+
+
+def check_batch(exp: Experiment, placement: Placement) -> None:
+    """The global batch must split evenly over the replicas."""
+    b, n = exp.train.batch_size, placement.num_replicas
+    if b % n:
+        raise ConfigError(f"{exp.source}: train.batch_size = {b} is the GLOBAL batch and must be "
+                          f"divisible by the {n} replicas (e.g. {max(n, b - b % n)})")
+
+
+def check_data(exp: Experiment, placement: Placement, model_config: Any,
+               manifests: Mapping[str, Mapping[str, Any]]) -> None:
+    """Manifests (by field name: "data.train", "data.eval") agree with the model and the hosts."""
+    for field, manifest in manifests.items():
+        path = exp.data.train if field == "data.train" else exp.data.eval
+        where = f"{field} ({path}/manifest.json)"
+        if manifest.get("vocab_size") != model_config.vocab_size:
+            raise DataError(f"{where}: vocab_size {manifest.get('vocab_size')} does not match the "
+                            f"model's vocab_size {model_config.vocab_size}")
+        if manifest.get("max_seq_length") != exp.data.max_seq_length:
+            raise DataError(f"{where}: max_seq_length {manifest.get('max_seq_length')} does not "
+                            f"match data.max_seq_length {exp.data.max_seq_length}")
+        if (manifest.get("schema") == "bert_masked"
+                and manifest.get("max_predictions_per_seq") != exp.data.max_predictions_per_seq):
+            raise DataError(f"{where}: max_predictions_per_seq "
+                            f"{manifest.get('max_predictions_per_seq')} does not match "
+                            f"data.max_predictions_per_seq {exp.data.max_predictions_per_seq}")
+        if manifest.get("schema") == "unmasked" and not exp.data.dynamic_masking:
+            raise DataError(f"{where}: schema 'unmasked' needs data.dynamic_masking: true")
+        if exp.data.max_seq_length > model_config.max_position_embeddings:
+            raise ConfigError(f"{exp.source}: data.max_seq_length {exp.data.max_seq_length} "
+                              f"exceeds the model's max_position_embeddings "
+                              f"{model_config.max_position_embeddings}")
+        shards = count_shards(path, manifest)
+        if shards < placement.num_hosts:
+            raise DataError(f"{where}: {shards} shard(s) for {placement.num_hosts} hosts; each "
+                            f"host reads its own files: write at least {placement.num_hosts} "
+                            f"shards (create-data --num_shards)")
+
+
+def preflight(exp: Experiment, placement: Placement, model_config: Any,
+              manifests: Mapping[str, Mapping[str, Any]]) -> None:
+    """All checks, cheapest first."""
+    check_paths(exp, placement)
+    check_batch(exp, placement)
+    check_data(exp, placement, model_config, manifests)

@@ -1,0 +1,108 @@
+"""Pick the tf.distribute strategy for where the job runs, and say how the batch is split.
+
+`--tpu NAME|local|grpc://host:port` -> TPUStrategy; `TF_CONFIG` set -> MultiWorkerMirrored;
+several GPUs -> Mirrored; `cpu_replicas > 1` splits the CPU into logical devices under a
+Mirrored strategy (testing distribution code on a laptop); otherwise the default strategy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+
+import tensorflow as tf
+
+from tfcompact.errors import UserError
+
+log = logging.getLogger("tfcompact.train")
+
+
+@dataclasses.dataclass
+class StrategyInfo:
+    """The strategy plus the facts preflight and the logs need."""
+
+    strategy: tf.distribute.Strategy
+    kind: str  # "tpu" | "multi_worker" | "mirrored" | "default"
+    num_replicas: int
+    num_hosts: int
+
+    @property
+    def on_tpu(self) -> bool:
+        return self.kind == "tpu"
+
+    def describe_batch(self, global_batch: int) -> str:
+        """One line stating global and per-replica batch (they are easily confused on TPUs)."""
+        per = global_batch // max(1, self.num_replicas)
+        return (f"strategy {self.kind}: {self.num_replicas} replica(s) on {self.num_hosts} "
+                f"host(s); global batch {global_batch} = {per} per replica x "
+                f"{self.num_replicas} replicas")
+
+
+def split_cpu(num: int) -> list[str]:
+    """Split the first CPU into `num` logical devices; must run before TensorFlow initialises."""
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(num)])
+    except RuntimeError as e:
+        existing = tf.config.list_logical_devices("CPU")
+        if len(existing) != num:
+            raise UserError(f"cpu_replicas={num}: TensorFlow is already initialised with "
+                            f"{len(existing)} CPU device(s); set it before anything runs "
+                            f"({e})") from None
+    return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+def resolve_strategy(tpu: str | None = None, cpu_replicas: int = 0) -> StrategyInfo:
+    """Build the strategy for this machine (see the module docstring for the order)."""
+    if tpu:
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+                tpu="local" if tpu == "local" else tpu)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, tf.errors.OpError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"--tpu {tpu}: cannot reach the TPU ({first}); on a TPU VM use "
+                            f"--tpu local, elsewhere the TPU name in the same zone/project") from None
+        strategy = tf.distribute.TPUStrategy(resolver)
+        num_hosts = int(getattr(strategy.extended, "num_hosts", 1) or 1)
+        return StrategyInfo(strategy, "tpu", strategy.num_replicas_in_sync, num_hosts)
+    if os.environ.get("TF_CONFIG"):
+        try:
+            cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+        except json.JSONDecodeError as e:
+            raise UserError(f"TF_CONFIG is not valid JSON: {e}") from None
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        hosts = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+        return StrategyInfo(strategy, "multi_worker", strategy.num_replicas_in_sync, max(1, hosts))
+    if cpu_replicas and cpu_replicas > 1:
+        devices = split_cpu(cpu_replicas)
+        strategy = tf.distribute.MirroredStrategy(devices)
+        return StrategyInfo(strategy, "mirrored", strategy.num_replicas_in_sync, 1)
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        strategy = tf.distribute.MirroredStrategy()
+        return StrategyInfo(strategy, "mirrored", strategy.num_replicas_in_sync, 1)
+    return StrategyInfo(tf.distribute.get_strategy(), "default", 1, 1)
+
+
+_ACCEL = re.compile(r"^(v[2-6][a-z]*|v5litepod|v5p|v6e)-(\d+)$")
+
+
+def tpu_topology(accelerator_type: str) -> tuple[int, int]:
+    """(replicas, hosts) of a Cloud TPU accelerator type such as v3-8 or v3-256.
+
+    v2/v3/v4/v5p names count TensorCores and a host drives 8 of them (v4/v5p: 4 chips of 2
+    cores, one replica per chip); v5litepod/v6e names count chips, 8 per host at most."""
+    m = _ACCEL.match(accelerator_type)
+    if not m:
+        raise UserError(f"accelerator type {accelerator_type!r}: expected e.g. v3-8, v3-256, v4-32")
+    family, n = m.group(1), int(m.group(2))
+    if family in ("v2", "v3"):
+        return n, max(1, n // 8)
+    if family in ("v4", "v5p"):
+        return max(1, n // 2), max(1, n // 8)
+    return n, max(1, -(-n // 8))
