@@ -231,3 +231,21 @@ def test_config_round_trip():
     assert clone.bias_correction and clone.weight_decay_rate == 0.02
     with pytest.raises(ValueError):
         Lamb(0.1, weight_decay=0.1)
+
+
+@pytest.mark.parametrize("cls", [Lamb, AdamWeightDecay])
+def test_nonfinite_gradient_step_is_skipped(cls):
+    var = make_variable("encoder/dense/kernel", [[1.0, 2.0]])
+    opt = cls(learning_rate=0.1)
+    opt.apply_gradients([(tf.constant([[0.5, -0.5]]), var)])
+    before = [var.numpy().copy()] + [s.numpy().copy() for s in opt._adam_m + opt._adam_v]
+    opt.apply_gradients([(tf.constant([[np.nan, 1.0]]), var)])
+    after = [var.numpy()] + [s.numpy() for s in opt._adam_m + opt._adam_v]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    assert np.isnan(opt.gradient_norm.numpy()) and int(opt.iterations.numpy()) == 2
+    # Without the guard the NaN reaches the weights, as in the original code.
+    unguarded = cls(learning_rate=0.1, skip_nonfinite=False)
+    var2 = make_variable("encoder/dense/kernel", [[1.0, 2.0]])
+    unguarded.apply_gradients([(tf.constant([[np.inf, 1.0]]), var2)])
+    assert not np.all(np.isfinite(var2.numpy()))

@@ -40,6 +40,7 @@ class AdamWeightDecay(AdamFamilyOptimizer):
         bias_correction: bool = False,
         global_clipnorm: Optional[float] = 1.0,
         learning_rate_multipliers: Optional[LearningRateMultipliers] = None,
+        skip_nonfinite: bool = True,
         name: str = "adam_weight_decay",
         **kwargs,
     ):
@@ -53,6 +54,7 @@ class AdamWeightDecay(AdamFamilyOptimizer):
             bias_correction=bias_correction,
             global_clipnorm=global_clipnorm,
             learning_rate_multipliers=learning_rate_multipliers,
+            skip_nonfinite=skip_nonfinite,
             name=name,
             **kwargs,
         )

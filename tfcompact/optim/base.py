@@ -67,6 +67,9 @@ class AdamFamilyOptimizer(keras.optimizers.Optimizer):
         r = ||w|| / ||u|| if trust ratio is on and not excluded (1 when either norm is 0)
         w = w - s * r * lr * u
     Gradients are clipped to `global_clipnorm` over all variables (after the replica sum).
+    With `skip_nonfinite` (default) a step whose global gradient norm is NaN/Inf leaves every
+    variable and slot unchanged (the step counter still advances; `gradient_norm` shows it),
+    which a trainer's NaN guard can count without a cross-replica `cond`.
     """
 
     #: Subclasses set this: whether the LAMB trust ratio is applied.
@@ -83,6 +86,7 @@ class AdamFamilyOptimizer(keras.optimizers.Optimizer):
         bias_correction: bool = False,
         global_clipnorm: Optional[float] = 1.0,
         learning_rate_multipliers: Optional[LearningRateMultipliers] = None,
+        skip_nonfinite: bool = True,
         name: str = "adam_family",
         **kwargs,
     ):
@@ -102,6 +106,7 @@ class AdamFamilyOptimizer(keras.optimizers.Optimizer):
         self.bias_correction = bool(bias_correction)
         self.clip_global_norm = None if global_clipnorm is None else float(global_clipnorm)
         self.learning_rate_multipliers = learning_rate_multipliers
+        self.skip_nonfinite = bool(skip_nonfinite)
         self.layer_adaptation_exclusions: tuple = ()
 
     # ---- per-variable decisions (made once, from the full variable path) ----
@@ -156,16 +161,21 @@ class AdamFamilyOptimizer(keras.optimizers.Optimizer):
             list(zip(grads, variables)), learning_rate, norm)
 
     def _update_all(self, distribution, grads_and_vars, learning_rate, norm):
-        def apply_to(var, grad, lr):
-            return self.update_step(grad, var, lr)
+        def apply_to(var, grad, lr, global_norm):
+            finite = tf.math.is_finite(global_norm) if self.skip_nonfinite else None
+            return self._update_variable(grad, var, lr, finite)
 
         for grad, var in grads_and_vars:
-            distribution.extended.update(var, apply_to, args=(grad, learning_rate), group=False)
+            distribution.extended.update(
+                var, apply_to, args=(grad, learning_rate, norm), group=False)
         distribution.extended.update(
             self._gradient_norm.value, lambda v, n: v.assign(n), args=(norm,), group=False)
 
     def update_step(self, gradient, variable, learning_rate):
         """One variable's update (see the class docstring)."""
+        self._update_variable(gradient, variable, learning_rate, None)
+
+    def _update_variable(self, gradient, variable, learning_rate, finite):
         index = self._get_variable_index(variable)
         m, v = self._adam_m[index], self._adam_v[index]
         dtype = variable.dtype
@@ -195,7 +205,12 @@ class AdamFamilyOptimizer(keras.optimizers.Optimizer):
             u_norm = tf.norm(update)
             safe = tf.where(u_norm > 0.0, u_norm, tf.ones_like(u_norm))
             ratio = tf.where(w_norm > 0.0, tf.where(u_norm > 0.0, w_norm / safe, 1.0), 1.0)
-        self.assign_sub(variable, multiplier * ratio * lr * update)
+        next_w = variable - multiplier * ratio * lr * update
+        if finite is not None:
+            next_w = tf.where(finite, next_w, variable)
+            next_m = tf.where(finite, next_m, m)
+            next_v = tf.where(finite, next_v, v)
+        self.assign(variable, next_w)
         self.assign(m, next_m)
         self.assign(v, next_v)
 
@@ -220,5 +235,6 @@ class AdamFamilyOptimizer(keras.optimizers.Optimizer):
             "bias_correction": self.bias_correction,
             "global_clipnorm": self.clip_global_norm,
             "learning_rate_multipliers": multipliers,
+            "skip_nonfinite": self.skip_nonfinite,
         })
         return config

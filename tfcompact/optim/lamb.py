@@ -48,6 +48,7 @@ class Lamb(AdamFamilyOptimizer):
         bias_correction: bool = False,
         global_clipnorm: Optional[float] = 1.0,
         learning_rate_multipliers: Optional[LearningRateMultipliers] = None,
+        skip_nonfinite: bool = True,
         name: str = "lamb",
         **kwargs,
     ):
@@ -61,6 +62,7 @@ class Lamb(AdamFamilyOptimizer):
             bias_correction=bias_correction,
             global_clipnorm=global_clipnorm,
             learning_rate_multipliers=learning_rate_multipliers,
+            skip_nonfinite=skip_nonfinite,
             name=name,
             **kwargs,
         )

@@ -84,6 +84,7 @@ def create_optimizer(
     bias_correction: bool = False,
     global_clipnorm: Optional[float] = 1.0,
     learning_rate_multipliers: Optional[LearningRateMultipliers] = None,
+    skip_nonfinite: bool = True,
 ) -> keras.optimizers.Optimizer:
     """LAMB or AdamWeightDecay on a warm-up + polynomial-decay schedule (the trainer's factory).
 
@@ -101,7 +102,8 @@ def create_optimizer(
                   beta_2=beta_2, epsilon=epsilon,
                   exclude_from_weight_decay=tuple(exclude_from_weight_decay),
                   bias_correction=bias_correction, global_clipnorm=global_clipnorm,
-                  learning_rate_multipliers=learning_rate_multipliers)
+                  learning_rate_multipliers=learning_rate_multipliers,
+                  skip_nonfinite=skip_nonfinite)
     if name == "lamb":
         return Lamb(exclude_from_layer_adaptation=exclude_from_layer_adaptation, **common)
     return AdamWeightDecay(**common)
