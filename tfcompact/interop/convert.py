@@ -38,25 +38,11 @@ def _check_vocab(vocab: str, config, where: str) -> None:
         raise DataError(f"{vocab}: {n} entries but the config says vocab_size={config.vocab_size}")
 
 
-def build_model(arch: str, config):
+def build_model(arch: str, config, sentence_head: str | None = None):
     """The pretraining model of `arch` with all variables created (what model directories hold)."""
     from tfcompact.models import build_pretraining_model
 
-    return build_pretraining_model(arch, config)
-
-
-def restore_training_checkpoint(model, prefix: str) -> None:
-    """Restore `model` from a `tf.train.Checkpoint(model=...)` checkpoint; every model variable
-    must be restored (optimizer state and step may be present and are ignored)."""
-    if not tf.io.gfile.exists(prefix + ".index"):
-        raise CheckpointError(f"{prefix}: checkpoint index {prefix}.index not found")
-    try:
-        status = tf.train.Checkpoint(model=model).read(prefix)
-        status.expect_partial()
-        status.assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{prefix}: does not restore this model ({msg})") from e
+    return build_pretraining_model(arch, config, sentence_head=sentence_head)
 
 
 def save_training_checkpoint(model, model_dir: str) -> str:
@@ -81,8 +67,13 @@ def _load_model_dir(model_dir: str, checkpoint: str | None):
     prefix = checkpoint or info.latest_checkpoint
     if prefix is None:
         raise CheckpointError(f"{model_dir}/checkpoints: no checkpoint found; train or import a model first")
-    model = build_model(info.arch, info.config)
-    restore_training_checkpoint(model, prefix)
+    if not tf.io.gfile.exists(prefix + ".index"):
+        raise CheckpointError(f"{prefix}: checkpoint index {prefix}.index not found")
+    try:
+        model = modeldir.load_pretraining_model(model_dir, prefix)
+    except (tf.errors.OpError, IndexError, ValueError) as e:
+        # a short data file surfaces as IndexError("Read less bytes than requested")
+        raise CheckpointError(f"{prefix}: cannot read checkpoint ({str(e).strip().splitlines()[0]})") from e
     return info, model, prefix
 
 
@@ -200,7 +191,13 @@ def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str, output: 
         raise UserError(f"--layout applies to --arch albert only, not {arch}")
     vocab = vocab or os.path.join(os.path.dirname(prefix), "vocab.txt")
     _check_vocab(vocab, config, "pass --vocab" if not os.path.isfile(vocab) else "--vocab")
-    model = build_model(arch, config)
+    if arch == "electra":
+        sentence_head = "none"
+    elif "cls/seq_relationship/output_weights" in shapes:
+        sentence_head = "sop" if arch == "albert" else "nsp"
+    else:
+        sentence_head = "none"
+    model = build_model(arch, config, sentence_head)
     table = name_maps.name_table(arch, config, model)
     problems = name_maps.compare_with_checkpoint(table, shapes)
     if problems:
@@ -212,7 +209,8 @@ def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str, output: 
     values = read_tf1_variables(prefix, [e.tf1_name for e in table])
     name_maps.tf1_to_keras(model, table, values)
     with atomic_output_dir(output, overwrite=overwrite) as tmp:
-        modeldir.write_model_dir_config(tmp, arch, config, vocab_path=vocab)
+        modeldir.write_model_dir_config(tmp, arch, config, vocab_path=vocab,
+                                        sentence_head=None if arch == "electra" else sentence_head)
         save_training_checkpoint(model, tmp)
     used = len(table)
     skipped = sum(1 for n in shapes if is_optimizer_or_bookkeeping(n))

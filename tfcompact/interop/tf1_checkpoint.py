@@ -102,7 +102,9 @@ def read_tf1_variables(prefix: str, names: Iterable[str] | None = None) -> dict[
     for name in names:
         try:
             out[name] = np.asarray(reader.get_tensor(name))
-        except (tf.errors.OpError, ValueError) as e:
+        except (tf.errors.OpError, ValueError, IndexError, RuntimeError) as e:
+            # a short data file raises IndexError("Read less bytes than requested"), a bad
+            # checksum DataLossError
             raise CheckpointError(
                 f"{prefix}: cannot read variable {name} (truncated or corrupt data file?): "
                 f"{_first_line(e)}") from e
