@@ -177,6 +177,9 @@ class AlbertGroup(keras.layers.Layer):
         self.blocks = [
             TransformerBlock(name=f"inner_group_{k}", **self.block_kwargs) for k in range(inner_group_num)
         ]
+        # Keras 3 (TF backend) does not checkpoint layers held only in a list: name each one.
+        for k, block in enumerate(self.blocks):
+            setattr(self, f"inner_group_{k}", block)
 
     def build(self, input_shape):
         for block in self.blocks:
@@ -264,6 +267,11 @@ class MobileBertBlock(keras.layers.Layer):
         self.ffn_intermediate = [dense(I, "dense", r) for _ in range(num_feedforward_networks - 1)]
         self.ffn_output = [dense(B, "dense", r) for _ in range(num_feedforward_networks - 1)]
         self.ffn_norm = [make_norm(normalization_type) for _ in range(num_feedforward_networks - 1)]
+        # Keras 3 (TF backend) does not checkpoint layers held only in a list: name each one.
+        for j in range(num_feedforward_networks - 1):
+            setattr(self, f"ffn_layer_{j}_intermediate", self.ffn_intermediate[j])
+            setattr(self, f"ffn_layer_{j}_output", self.ffn_output[j])
+            setattr(self, f"ffn_layer_{j}_norm", self.ffn_norm[j])
         self.intermediate = dense(I, "dense", r)
         self.output_dense = dense(B, "dense", r)
         self.output_norm = make_norm(normalization_type)
