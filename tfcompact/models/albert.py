@@ -24,6 +24,7 @@ from tfcompact.layers.heads import Pooler
 from tfcompact.layers.transformer import AlbertGroup, TransformerBlock
 from tfcompact.models.bert import run_encoder
 from tfcompact.models.common import (
+    functional_model,
     attach_pretraining_heads,
     backbone_inputs,
     backbone_outputs,
@@ -84,7 +85,7 @@ def build_albert_backbone(config: AlbertConfig, name: str | None = None) -> kera
                 hidden_states, attention_logits = run_encoder(x, inputs["input_mask"], albert_layer_groups(config))
         pooled = Pooler(config.hidden_size, config.initializer_range, name="pooler")(hidden_states[-1])
     outputs = backbone_outputs(hidden_states[-1], pooled, hidden_states, attention_logits)
-    return keras.Model(inputs, outputs, name=model_name)
+    return functional_model(inputs, outputs, name=model_name)
 
 
 def build_albert_pretraining_model(

@@ -12,6 +12,7 @@ from tfcompact.layers.embeddings import Embeddings
 from tfcompact.layers.heads import Pooler
 from tfcompact.layers.transformer import TransformerBlock
 from tfcompact.models.common import (
+    functional_model,
     attach_pretraining_heads,
     backbone_inputs,
     backbone_outputs,
@@ -70,7 +71,7 @@ def build_bert_backbone(config: BertConfig, name: str | None = None) -> keras.Mo
             )
         pooled = Pooler(config.hidden_size, config.initializer_range, name="pooler")(hidden_states[-1])
     outputs = backbone_outputs(hidden_states[-1], pooled, hidden_states, attention_logits)
-    return keras.Model(inputs, outputs, name=model_name)
+    return functional_model(inputs, outputs, name=model_name)
 
 
 def build_bert_pretraining_model(

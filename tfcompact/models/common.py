@@ -42,6 +42,15 @@ def first_token(sequence_output):
     return FirstToken(name="first_token")(sequence_output)
 
 
+def functional_model(inputs: dict, outputs: dict, name: str) -> keras.Model:
+    """A functional model over named inputs, callable with any dict holding at least those keys.
+
+    The inputs are given to Keras as a list of named tensors: Keras then picks them out of a
+    dict by name and ignores extra keys (e.g. a whole training batch with labels).
+    """
+    return keras.Model(list(inputs.values()), outputs, name=name)
+
+
 def backbone_outputs(sequence_output, pooled_output, hidden_states: list, attention_logits: list) -> dict:
     """The backbone output dict of the contract."""
     return {
@@ -102,7 +111,7 @@ def attach_pretraining_heads(
         with scope(prefix):
             fit_dense = dense(fit_size, "fit_dense", initializer_range)
             outputs["fit_hidden_states"] = [fit_dense(h) for h in outputs["hidden_states"]]
-    return keras.Model(inputs, outputs, name=name or f"{backbone.name}_pretraining")
+    return functional_model(inputs, outputs, name=name or f"{backbone.name}_pretraining")
 
 
 def gather_indices_mask(positions, seq_len: int):

@@ -18,6 +18,7 @@ from tfcompact.layers.embeddings import Embeddings
 from tfcompact.layers.heads import DiscriminatorHead, MaskedLMHead
 from tfcompact.models.bert import bert_encoder_layers, run_encoder
 from tfcompact.models.common import (
+    functional_model,
     BACKBONE_INPUTS,
     backbone_inputs,
     backbone_outputs,
@@ -71,7 +72,7 @@ def build_electra_backbone(
             )
         pooled = first_token(hidden_states[-1])
     outputs = backbone_outputs(hidden_states[-1], pooled, hidden_states, attention_logits)
-    return keras.Model(inputs, outputs, name=model_name)
+    return functional_model(inputs, outputs, name=model_name)
 
 
 def scatter_positions(ids, positions, updates):

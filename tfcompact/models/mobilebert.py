@@ -16,6 +16,7 @@ from tfcompact.layers.heads import Pooler
 from tfcompact.layers.transformer import MobileBertBlock
 from tfcompact.models.bert import run_encoder
 from tfcompact.models.common import (
+    functional_model,
     attach_pretraining_heads,
     backbone_inputs,
     backbone_outputs,
@@ -76,7 +77,7 @@ def build_mobilebert_backbone(config: MobileBertConfig, name: str | None = None)
         else:
             pooled = first_token(sequence_output)
     outputs = backbone_outputs(sequence_output, pooled, hidden_states, attention_logits)
-    return keras.Model(inputs, outputs, name=model_name)
+    return functional_model(inputs, outputs, name=model_name)
 
 
 def build_mobilebert_pretraining_model(

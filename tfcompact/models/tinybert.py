@@ -9,7 +9,7 @@ import keras
 from tfcompact.configs import BertConfig
 from tfcompact.layers.core import dense
 from tfcompact.models.bert import build_bert_backbone, build_bert_pretraining_model
-from tfcompact.models.common import backbone_inputs
+from tfcompact.models.common import backbone_inputs, functional_model
 
 
 def teacher_width(config: BertConfig, teacher_hidden_size: int | None = None) -> int:
@@ -34,7 +34,7 @@ def build_tinybert_student(
     outputs = dict(backbone(inputs))
     fit_dense = dense(teacher_width(config, teacher_hidden_size), "fit_dense", config.initializer_range)
     outputs["fit_hidden_states"] = [fit_dense(h) for h in outputs["hidden_states"]]
-    return keras.Model(inputs, outputs, name=f"{backbone.name}_student")
+    return functional_model(inputs, outputs, name=f"{backbone.name}_student")
 
 
 def build_tinybert_pretraining_model(
