@@ -46,6 +46,8 @@ class DataSpec:
 
     train: str = ""
     eval: str | None = None
+    # vocab.txt copied into the model directory (default: <train dir>/vocab.txt when present)
+    vocab: str | None = None
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
     shuffle_buffer: int = 1000

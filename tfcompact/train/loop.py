@@ -7,8 +7,10 @@ runs `for _ in tf.range(n): strategy.run(step, (next(iterator),))`.
 One step, per replica:
   1. every random seed in the model (dropout, ELECTRA's Gumbel sampling) is set from
      (run seed, global step, replica id): a restarted run draws exactly the same numbers;
-  2. forward (+ frozen teacher), loss in float32, divided by the number of replicas (each
-     replica's loss is a mean over its share of the global batch);
+  2. forward (+ frozen teacher), loss in float32. Either the loss function returns each
+     replica's share of the global-batch mean (`loss_is_replica_share`, the objectives'
+     `cross_replica=True`: denominators all-reduced, exact even when replicas hold different
+     numbers of masked positions), or a per-replica mean that is divided by the replica count;
   3. gradients; one scalar all-reduce says whether any replica saw a NaN/Inf; if so the update
      is skipped (weights, slots and the optimizer's step counter untouched) and a counter of
      consecutive bad steps grows; the loop stops once it reaches `max_nonfinite_steps`;
@@ -23,7 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# loss_fn(outputs, batch, teacher_outputs) -> (loss, {name: scalar})
+# loss_fn(outputs, batch, teacher_outputs, step) -> (loss, {name: scalar}); `step` is the int64
+# global step (distillation schedules such as MobileBERT's progressive transfer use it).
 LossFn = Callable[[Mapping[str, Any], Mapping[str, tf.Tensor], Any], tuple]
 
 AUC_BUCKETS = 200
@@ -53,6 +56,24 @@ def auc_from_histograms(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((pos * (neg_below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
 
 
+def input_keys(model: keras.Model) -> tuple[str, ...] | None:
+    """The dict keys a functional model takes (a functional model must get exactly those);
+    None for subclassed models, which read what they need from the whole batch."""
+    try:
+        spec = model.input
+    except (AttributeError, ValueError):
+        return None
+    return tuple(spec.keys()) if isinstance(spec, dict) else None
+
+
+def call_model(model: keras.Model, batch: Mapping[str, tf.Tensor], training: bool,
+               keys: tuple[str, ...] | None = None):
+    """model(batch) with the batch cut down to the model's inputs."""
+    if keys is not None:
+        batch = {k: batch[k] for k in keys}
+    return model(batch, training=training)
+
+
 class _Accumulators:
     """Per-replica sums (on-read variables: reading them sums over replicas)."""
 
@@ -64,10 +85,14 @@ class _Accumulators:
         self.count = tf.Variable(0.0, name=f"{prefix}_count", **on_read)
         self.auc = tf.Variable(tf.zeros([2, AUC_BUCKETS]), name=f"{prefix}_rtd_hist", **on_read)
 
-    def add(self, metrics: Mapping[str, tf.Tensor]) -> None:
+    def add(self, metrics: Mapping[str, tf.Tensor], weight: float,
+            shares: Sequence[str] = ()) -> None:
+        """Add one replica's step: values in `shares` are already that replica's share of the
+        global mean (they sum over replicas); the others are multiplied by `weight` (1/R)."""
         for n in self.names:
-            self.sums[n].assign_add(tf.cast(metrics[n], tf.float32))
-        self.count.assign_add(1.0)
+            value = tf.cast(metrics[n], tf.float32)
+            self.sums[n].assign_add(value if n in shares else value * weight)
+        self.count.assign_add(weight)
 
     def add_rtd_histogram(self, logits: tf.Tensor, labels: tf.Tensor, mask: tf.Tensor) -> None:
         probs = tf.sigmoid(tf.cast(logits, tf.float32))
@@ -81,7 +106,7 @@ class _Accumulators:
         self.auc.assign_add(tf.stack([pos, neg]))
 
     def result_and_reset(self) -> dict[str, float]:
-        """Means since the last reset (over steps and replicas), plus RTD AUC when tracked."""
+        """Means over the steps since the last reset, plus RTD AUC when tracked."""
         count = float(self.count.read_value())
         out = {n: float(self.sums[n].read_value()) / max(count, 1.0) for n in self.names}
         hist = self.auc.read_value().numpy()
@@ -97,7 +122,7 @@ class TrainLoop:
     """Compiled train and eval loops for one model, optimizer and loss under a strategy.
 
     `model(batch, training)` returns a dict of outputs; `loss_fn(outputs, batch,
-    teacher_outputs)` returns (scalar loss, {metric name: scalar}); `teacher`, when given, is
+    teacher_outputs, step)` returns (scalar loss, {metric name: scalar}); `teacher`, when given, is
     called with training=False beside the student and never updated (distillation).
     Build it inside nothing: it enters `strategy.scope()` itself. Variables `step` (= batches
     consumed) and `nonfinite_in_a_row` belong in the checkpoint.
@@ -107,7 +132,7 @@ class TrainLoop:
                  optimizer: keras.optimizers.Optimizer, loss_fn: LossFn,
                  element_spec: Mapping[str, tf.TensorSpec], *, seed: int,
                  teacher: keras.Model | None = None, jit_compile: bool = False,
-                 max_nonfinite_steps: int = 10):
+                 max_nonfinite_steps: int = 10, loss_is_replica_share: bool = False):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
@@ -116,8 +141,11 @@ class TrainLoop:
         self.seed = int(seed)
         self.max_nonfinite_steps = int(max_nonfinite_steps)
         self.num_replicas = strategy.num_replicas_in_sync
+        self.loss_is_replica_share = bool(loss_is_replica_share)
         if teacher is not None:
             teacher.trainable = False
+        self._keys = input_keys(model)
+        self._teacher_keys = None if teacher is None else input_keys(teacher)
         with strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
@@ -154,9 +182,11 @@ class TrainLoop:
         found = {}
 
         def probe(batch):
-            outputs = self.model(batch, training=False)
-            teacher_outputs = None if self.teacher is None else self.teacher(batch, training=False)
-            loss, metrics = self.loss_fn(outputs, batch, teacher_outputs)
+            outputs = call_model(self.model, batch, False, self._keys)
+            teacher_outputs = None if self.teacher is None else call_model(
+                self.teacher, batch, False, self._teacher_keys)
+            loss, metrics = self.loss_fn(outputs, batch, teacher_outputs,
+                                         tf.constant(0, tf.int64))
             found["rtd"] = "rtd_logits" in outputs
             return {"loss": loss, **metrics}
 
@@ -174,13 +204,13 @@ class TrainLoop:
             v.assign(tf.cast(tf.stack([tf.constant(first, tf.int64), second]), v.dtype))
 
     # ------------------------------------------------------------------ one step
-    def _forward(self, batch, training: bool):
-        outputs = self.model(batch, training=training)
+    def _forward(self, batch, training: bool, step):
+        outputs = call_model(self.model, batch, training, self._keys)
         teacher_outputs = None
         if self.teacher is not None:
-            teacher_outputs = tf.nest.map_structure(tf.stop_gradient,
-                                                    self.teacher(batch, training=False))
-        loss, metrics = self.loss_fn(outputs, batch, teacher_outputs)
+            teacher_outputs = tf.nest.map_structure(
+                tf.stop_gradient, call_model(self.teacher, batch, False, self._teacher_keys))
+        loss, metrics = self.loss_fn(outputs, batch, teacher_outputs, step)
         loss = tf.cast(loss, tf.float32)
         return outputs, loss, {"loss": loss, **metrics}
 
@@ -188,6 +218,9 @@ class TrainLoop:
         variables = self.trainable_variables
 
         def apply(g):
+            # Re-create the gradients inside the branch graph: the replica all-reduce is a
+            # custom_gradient op, which rejects inputs captured from the enclosing graph.
+            g = [None if x is None else tf.identity(x) for x in g]
             self.optimizer.apply(g, variables)
 
         if tf.__internal__.distribute.strategy_supports_no_merge_call():
@@ -206,12 +239,18 @@ class TrainLoop:
 
         tf.distribute.get_replica_context().merge_call(cross_replica, args=(grads, finite))
 
+    def _share_names(self, metrics: Mapping) -> tuple:
+        if not self.loss_is_replica_share:
+            return ()
+        return tuple(k for k in metrics if k not in ("learning_rate", "gradient_norm",
+                                                     "skipped_steps"))
+
     def _train_step_fn(self, batch, step):
         ctx = tf.distribute.get_replica_context()
         self._reseed(step, ctx.replica_id_in_sync_group)
         with tf.GradientTape() as tape:
-            outputs, loss, metrics = self._forward(batch, training=True)
-            scaled = loss / self.num_replicas
+            outputs, loss, metrics = self._forward(batch, True, step)
+            scaled = loss if self.loss_is_replica_share else loss / self.num_replicas
         grads = tape.gradient(scaled, self.trainable_variables)
         local_ok = tf.math.is_finite(loss) & tf.math.is_finite(
             tf.linalg.global_norm([g for g in grads if g is not None]))
@@ -229,7 +268,7 @@ class TrainLoop:
         # A skipped step's loss is NaN: keep it out of the means (the skip is counted).
         metrics = {k: tf.where(finite, tf.cast(v, tf.float32), 0.0) if k != "skipped_steps"
                    else v for k, v in metrics.items()}
-        self.train_metrics.add(metrics)
+        self.train_metrics.add(metrics, 1.0 / self.num_replicas, self._share_names(metrics))
         if self.tracks_rtd:
             self.train_metrics.add_rtd_histogram(outputs["rtd_logits"], outputs["rtd_labels"],
                                                  batch["input_mask"])
@@ -237,8 +276,8 @@ class TrainLoop:
     def _eval_step_fn(self, batch, index):
         ctx = tf.distribute.get_replica_context()
         self._reseed(tf.constant(2**40, tf.int64) + index, ctx.replica_id_in_sync_group)
-        outputs, _, metrics = self._forward(batch, training=False)
-        self.eval_metrics.add(metrics)
+        outputs, _, metrics = self._forward(batch, False, self.step.value())
+        self.eval_metrics.add(metrics, 1.0 / self.num_replicas, self._share_names(metrics))
         if self.tracks_rtd:
             self.eval_metrics.add_rtd_histogram(outputs["rtd_logits"], outputs["rtd_labels"],
                                                 batch["input_mask"])

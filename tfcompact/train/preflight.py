@@ -92,6 +92,9 @@ def check_data(exp: Experiment, placement: Placement, model_config: Any,
                             f"data.max_predictions_per_seq {exp.data.max_predictions_per_seq}")
         if manifest.get("schema") == "unmasked" and not exp.data.dynamic_masking:
             raise DataError(f"{where}: schema 'unmasked' needs data.dynamic_masking: true")
+        if manifest.get("schema") == "bert_masked" and exp.data.dynamic_masking:
+            raise DataError(f"{where}: data.dynamic_masking needs 'unmasked' data; this data is "
+                            f"already masked (schema 'bert_masked')")
         if exp.data.max_seq_length > model_config.max_position_embeddings:
             raise ConfigError(f"{exp.source}: data.max_seq_length {exp.data.max_seq_length} "
                               f"exceeds the model's max_position_embeddings "
