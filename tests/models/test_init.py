@@ -1,0 +1,62 @@
+"""build_backbone / build_pretraining_model by architecture or preset, and their errors."""
+import numpy as np
+import pytest
+
+from conftest import make_batch
+from tfcompact.configs import get_preset, tiny_config
+from tfcompact.errors import ConfigError
+from tfcompact.models import (
+    ElectraPretrainer,
+    build_backbone,
+    build_pretraining_model,
+    get_backbone,
+    resolve,
+    variable_paths,
+)
+
+
+def test_resolve_by_arch_and_preset():
+    config = tiny_config("albert")
+    assert resolve("albert", config)[:2] == ("albert", config)
+    arch, cfg, preset = resolve("albert_tiny_zh")
+    assert arch == "albert" and cfg == get_preset("albert_tiny_zh").config and preset.name == "albert_tiny_zh"
+    arch, cfg, preset = resolve(get_preset("electra_small_zh"), tiny_config("electra_small_zh"))
+    assert arch == "electra" and cfg.hidden_size == 64
+
+
+def test_errors_name_what_is_wrong():
+    with pytest.raises(ConfigError, match="needs a config"):
+        build_backbone("bert")
+    with pytest.raises(ConfigError, match="MobileBertConfig"):
+        build_backbone("mobilebert", tiny_config("bert"))
+    with pytest.raises(ConfigError, match="unknown preset"):
+        build_backbone("bert_tiny_zh_typo")
+    with pytest.raises(ConfigError, match="sentence_head"):
+        build_pretraining_model("bert", tiny_config("bert"), sentence_head="mlm")
+    with pytest.raises(ConfigError, match="ELECTRA"):
+        build_pretraining_model("electra", tiny_config("electra"), sentence_head="nsp")
+
+
+def test_default_sentence_heads():
+    assert "sentence_logits" in build_pretraining_model("albert", tiny_config("albert")).output
+    zh = build_pretraining_model("mobilebert_base_f2_zh", tiny_config("mobilebert_base_f2_zh"))
+    assert "sentence_logits" not in zh.output
+
+
+def test_get_backbone():
+    model = build_pretraining_model("bert", tiny_config("bert"))
+    backbone = get_backbone(model)
+    assert backbone.name == "bert" and "bert/pooler/dense/kernel" in variable_paths(backbone)
+    electra = build_pretraining_model("electra", tiny_config("electra"))
+    assert isinstance(electra, ElectraPretrainer) and get_backbone(electra) is electra.discriminator
+
+
+def test_pretraining_model_ignores_extra_batch_keys():
+    config = tiny_config("bert")
+    model = build_pretraining_model("bert", config)
+    batch = make_batch(config)
+    batch["masked_lm_weights"] = np.ones_like(batch["masked_lm_ids"], dtype="float32")
+    batch["next_sentence_labels"] = np.zeros((2, 1), "int32")
+    reordered = dict(reversed(list(batch.items())))
+    a, b = model(batch), model(reordered)
+    np.testing.assert_array_equal(np.asarray(a["mlm_logits"]), np.asarray(b["mlm_logits"]))

@@ -1,0 +1,108 @@
+"""Model directories: tfcompact.json, vocab.txt, checkpoints; write, read, load round trips."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcompact import modeldir
+from tfcompact.configs import tiny_config
+from tfcompact.errors import CheckpointError, ConfigError
+from tfcompact.models import build_pretraining_model
+
+
+def _vocab(tmp_path, n=300):
+    path = tmp_path / "src_vocab.txt"
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(0x4E00 + i) for i in range(n - 5)]
+    path.write_text("\n".join(words) + "\n", encoding="utf-8")
+    return path
+
+
+def _save(model, directory, step=1):
+    ckpt = tf.train.Checkpoint(model=model, step=tf.Variable(step))
+    return tf.train.CheckpointManager(ckpt, os.path.join(directory, "checkpoints"), max_to_keep=2).save()
+
+
+def test_write_and_read(tmp_path):
+    config = tiny_config("albert", layout="brightmart")
+    vocab = _vocab(tmp_path)
+    d = tmp_path / "model"
+    path = modeldir.write_model_dir_config(d, "albert", config, preset="albert_tiny_zh", vocab_path=vocab)
+    payload = json.loads(open(path, encoding="utf-8").read())
+    assert payload["format_version"] == 1 and payload["arch"] == "albert"
+    assert payload["preset"] == "albert_tiny_zh" and payload["config"]["layout"] == "brightmart"
+    info = modeldir.read_model_dir(d)
+    assert info.arch == "albert" and info.config == config and info.preset == "albert_tiny_zh"
+    assert open(info.vocab_path, encoding="utf-8").read() == vocab.read_text(encoding="utf-8")
+    assert info.latest_checkpoint is None
+    assert not [f for f in os.listdir(d) if f.startswith(".tmp")]
+
+
+@pytest.mark.parametrize("arch", ["bert", "electra", "mobilebert"])
+def test_load_round_trip(tmp_path, arch):
+    config = tiny_config(arch)
+    model = build_pretraining_model(arch, config)
+    for v in model.trainable_variables:  # values a fresh model would not have
+        v.assign(np.full(v.shape, 0.5, dtype=v.dtype))
+    model.trainable_variables[0].assign(np.random.default_rng(0).normal(size=model.trainable_variables[0].shape))
+    modeldir.write_model_dir_config(tmp_path, arch, config, vocab_path=_vocab(tmp_path))
+    saved = _save(model, tmp_path)
+    info = modeldir.read_model_dir(tmp_path)
+    assert info.latest_checkpoint == saved
+    loaded = modeldir.load_pretraining_model(tmp_path)
+    before = {v.path: np.asarray(v.numpy()) for v in model.trainable_variables}
+    after = {v.path: np.asarray(v.numpy()) for v in loaded.trainable_variables}
+    assert before.keys() == after.keys()
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+
+
+def test_load_uses_preset_sentence_head(tmp_path):
+    preset = "mobilebert_base_f2_zh"
+    config = tiny_config(preset)
+    model = build_pretraining_model(preset, config)
+    modeldir.write_model_dir_config(tmp_path, "mobilebert", config, preset=preset)
+    _save(model, tmp_path)
+    loaded = modeldir.load_pretraining_model(tmp_path)
+    assert "sentence_logits" not in loaded.output
+
+
+def test_mismatched_checkpoint_is_refused(tmp_path):
+    config = tiny_config("electra")
+    _save(build_pretraining_model("electra", config), tmp_path)
+    modeldir.write_model_dir_config(tmp_path, "electra", config.replace(num_hidden_layers=1))
+    with pytest.raises(CheckpointError, match="variables"):
+        modeldir.load_pretraining_model(tmp_path)
+
+
+def test_no_checkpoint(tmp_path):
+    modeldir.write_model_dir_config(tmp_path, "bert", tiny_config("bert"))
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        modeldir.load_pretraining_model(tmp_path)
+
+
+def test_bad_directories(tmp_path):
+    with pytest.raises(ConfigError, match="tfcompact.json"):
+        modeldir.read_model_dir(tmp_path)
+    (tmp_path / "tfcompact.json").write_text('{"format_version": 2, "arch": "bert", "config": {}}')
+    with pytest.raises(ConfigError, match="format_version"):
+        modeldir.read_model_dir(tmp_path)
+    (tmp_path / "tfcompact.json").write_text('{"format_version": 1, "arch": "gpt", "config": {}}')
+    with pytest.raises(ConfigError, match="arch"):
+        modeldir.read_model_dir(tmp_path)
+    (tmp_path / "tfcompact.json").write_text('{"format_version": 1,\n "arch": "bert", "config": {"vocab_size": 3, "hidden_sise": 4}}')
+    with pytest.raises(ConfigError, match="hidden_sise"):
+        modeldir.read_model_dir(tmp_path)
+    (tmp_path / "tfcompact.json").write_text('{"format_version": 1,\n "arch": ')
+    with pytest.raises(ConfigError, match=r"tfcompact.json:2"):
+        modeldir.read_model_dir(tmp_path)
+
+
+def test_write_rejects_wrong_config_or_preset(tmp_path):
+    with pytest.raises(ConfigError, match="AlbertConfig"):
+        modeldir.write_model_dir_config(tmp_path, "albert", tiny_config("bert"))
+    with pytest.raises(ConfigError, match="preset"):
+        modeldir.write_model_dir_config(tmp_path, "bert", tiny_config("bert"), preset="albert_tiny_zh")
+    with pytest.raises(ConfigError, match="vocabulary"):
+        modeldir.write_model_dir_config(tmp_path, "bert", tiny_config("bert"), vocab_path=tmp_path / "none.txt")
