@@ -1,0 +1,301 @@
+"""Reading raw corpora: files (.txt, .gz) or TFDS text datasets -> documents of sentences.
+
+Input format (google-research/bert's): one sentence (or paragraph) a line, documents separated
+by blank lines. Lines are additionally split after Chinese/ASCII sentence-final punctuation,
+so paragraph-per-line corpora also give sentence-sized segments.
+
+Robustness: UTF-8 BOM dropped, CRLF accepted, a line longer than `MAX_LINE_BYTES` is read in
+pieces (memory stays bounded), a document longer than `MAX_DOCUMENT_CHARS` is cut into several,
+invalid UTF-8 either fails with the file and byte offset or (errors="skip") drops the line.
+
+Byte ranges: `iter_documents(path, start, end)` yields exactly the documents whose boundary
+(file start or the first blank line before them) lies in [start, end), so disjoint ranges
+covering a file give every document exactly once: that is how the converter splits a corpus
+into output shards without reading it into memory.
+"""
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Iterator, Optional, Sequence
+
+from tfcompact.errors import DataError, UserError
+
+MAX_LINE_BYTES = 1 << 20
+MAX_DOCUMENT_CHARS = 1 << 20
+_BOM = b"\xef\xbb\xbf"
+_SENTENCE_END = re.compile(r"([。！？!?]+[”’\"'」』）)]*)")
+
+
+@dataclass
+class Document:
+    """A document: its sentences and the byte offset (in its file) of its first line."""
+
+    sentences: list
+    offset: int
+
+
+@dataclass
+class ReadStats:
+    """Counters a reader fills in (bytes read, lines skipped for invalid UTF-8, ...)."""
+
+    bytes_read: int = 0
+    bad_lines: int = 0
+    first_bad: Optional[str] = None
+    long_lines: int = 0
+    documents: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def split_sentences(line: str) -> list[str]:
+    """Split a line after sentence-final punctuation (。！？!? plus closing quotes)."""
+    parts = _SENTENCE_END.split(line)
+    out = []
+    for i in range(0, len(parts), 2):
+        s = parts[i] + (parts[i + 1] if i + 1 < len(parts) else "")
+        s = s.strip()
+        if s:
+            out.append(s)
+    return out
+
+
+def is_gzip(path: str) -> bool:
+    return path.endswith(".gz")
+
+
+def open_binary(path: str):
+    """Open a corpus file for binary reading (.gz transparently)."""
+    try:
+        return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+    except OSError as e:
+        raise DataError(f"{path}: cannot open ({e.strerror})") from None
+
+
+def uncompressed_size(path: str) -> int:
+    """Size in bytes of the text (decompressing .gz files once to count exactly)."""
+    if not is_gzip(path):
+        return os.path.getsize(path)
+    total = 0
+    try:
+        with gzip.open(path, "rb") as f:
+            while True:
+                block = f.read(1 << 22)
+                if not block:
+                    break
+                total += len(block)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: not a readable gzip file ({e})") from None
+    return total
+
+
+def expand_inputs(patterns: Sequence[str] | str) -> list[str]:
+    """Glob patterns (comma-separated or a list) -> sorted, de-duplicated file list."""
+    if isinstance(patterns, str):
+        patterns = [p for p in patterns.split(",") if p]
+    files: list[str] = []
+    for p in patterns:
+        matched = sorted(glob.glob(p, recursive=True)) if glob.has_magic(p) else [p]
+        matched = [m for m in matched if not os.path.isdir(m)]
+        if not matched or not all(os.path.exists(m) for m in matched):
+            raise UserError(f"--input {p}: no such file(s)")
+        files.extend(matched)
+    seen = set()
+    out = []
+    for f in files:
+        if f not in seen:
+            seen.add(f)
+            out.append(f)
+    return out
+
+
+def _iter_raw_lines(f, path: str, start: int, stats: ReadStats) -> Iterator[tuple[int, bytes, bool, bool]]:
+    """Yield (offset, bytes without newline, is_whole_line_start, ends_line) from `start`.
+
+    If `start` > 0 the partial line it falls in is skipped (it belongs to the previous range).
+    Lines longer than MAX_LINE_BYTES come in pieces, cut at UTF-8 character boundaries.
+    """
+    pos = 0
+    if start > 0:
+        f.seek(start - 1)
+        pos = start - 1
+        while True:  # skip to the first line starting at or after `start`
+            piece = f.readline(MAX_LINE_BYTES)
+            if not piece:
+                return
+            pos += len(piece)
+            if piece.endswith(b"\n"):
+                break
+    line_start = True
+    carry = b""
+    while True:
+        piece = f.readline(MAX_LINE_BYTES)
+        if not piece and not carry:
+            return
+        offset = pos - len(carry)
+        pos += len(piece)
+        data = carry + piece
+        carry = b""
+        ends = data.endswith(b"\n") or not piece
+        if not ends:
+            stats.long_lines += line_start
+            # Keep an incomplete UTF-8 character for the next piece.
+            cut = len(data)
+            back = 0
+            while back < 4 and cut - back - 1 >= 0 and (data[cut - back - 1] & 0xC0) == 0x80:
+                back += 1
+            if cut - back - 1 >= 0 and data[cut - back - 1] >= 0xC0:
+                lead = data[cut - back - 1]
+                need = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+                if back + 1 < need:
+                    carry = data[cut - back - 1:]
+                    data = data[:cut - back - 1]
+        if offset == 0 and data.startswith(_BOM):
+            data = data[3:]
+            offset += 3
+        yield offset, data.rstrip(b"\r\n"), line_start, ends
+        line_start = ends
+
+
+def iter_documents(
+    path: str,
+    errors: str = "fail",
+    start: int = 0,
+    end: Optional[int] = None,
+    stats: Optional[ReadStats] = None,
+    max_document_chars: int = MAX_DOCUMENT_CHARS,
+) -> Iterator[Document]:
+    """Documents (lists of sentence strings) of one .txt/.gz file, or of a byte range of it.
+
+    `errors`: "fail" raises DataError naming the file and byte offset of invalid UTF-8;
+    "skip" drops such lines (counted in `stats.bad_lines`).
+    """
+    if errors not in ("fail", "skip"):
+        raise UserError(f"--errors {errors!r}: expected skip or fail")
+    stats = stats if stats is not None else ReadStats()
+    with open_binary(path) as f:
+        started = start == 0  # the file start is a boundary
+        sentences: list[str] = []
+        chars = 0
+        doc_offset = start
+        try:
+            lines = _iter_raw_lines(f, path, start, stats)
+            for offset, raw, whole_start, ends in lines:
+                stats.bytes_read += len(raw) + 1
+                blank = whole_start and ends and not raw.strip()
+                if blank:
+                    try:
+                        blank = not raw.decode("utf-8").strip()
+                    except UnicodeDecodeError:
+                        blank = False
+                if blank:
+                    if started and sentences:
+                        stats.documents += 1
+                        yield Document(sentences, doc_offset)
+                        sentences, chars = [], 0
+                    if end is not None and offset >= end:
+                        return
+                    if not started:
+                        started = True
+                    doc_offset = offset
+                    continue
+                if not started:
+                    continue
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    where = f"{path}: invalid UTF-8 at byte offset {offset + e.start}"
+                    if errors == "fail":
+                        raise DataError(f"{where} (use --errors skip to drop such lines)") from None
+                    stats.bad_lines += 1
+                    stats.first_bad = stats.first_bad or where
+                    continue
+                if not sentences:
+                    doc_offset = offset
+                for s in split_sentences(text):
+                    sentences.append(s)
+                    chars += len(s)
+                if chars >= max_document_chars:
+                    stats.documents += 1
+                    yield Document(sentences, doc_offset)
+                    sentences, chars = [], 0
+            if started and sentences:
+                stats.documents += 1
+                yield Document(sentences, doc_offset)
+        except (EOFError, gzip.BadGzipFile, OSError) as e:
+            if isinstance(e, DataError):
+                raise
+            raise DataError(f"{path}: read error ({e})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# TFDS text datasets
+# ---------------------------------------------------------------------------------------------
+TFDS_TEXT_KEYS = ("text", "content", "document", "article", "sentence", "body")
+
+
+def parse_tfds_spec(spec: str) -> tuple[str, str]:
+    """`tfds:NAME[:split]` -> (name, split); split defaults to "train"."""
+    rest = spec[len("tfds:"):]
+    if not rest:
+        raise UserError(f"--input {spec}: expected tfds:NAME[:split]")
+    name, _, split = rest.partition(":")
+    return name, split or "train"
+
+
+def tfds_builder(spec: str, data_dir: Optional[str]):
+    """The prepared TFDS builder for `tfds:NAME[:split]` (no download)."""
+    import tensorflow_datasets as tfds
+
+    name, split = parse_tfds_spec(spec)
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as e:  # tfds raises several types for unknown names
+        raise UserError(f"--input {spec}: unknown TFDS dataset ({str(e).splitlines()[0]})") from None
+    if not builder.info.splits or split.split("[")[0] not in builder.info.splits:
+        raise DataError(
+            f"--input {spec}: split {split!r} not prepared in {builder.data_dir} "
+            f"(prepare it with tfds build --data_dir, then pass --tfds_data_dir)"
+        )
+    return builder, split
+
+
+def tfds_text_key(builder) -> str:
+    """The name of the (first) text feature of a TFDS dataset."""
+    import tensorflow_datasets as tfds
+
+    feats = builder.info.features
+    text_keys = [k for k, v in feats.items() if isinstance(v, tfds.features.Text)]
+    for k in TFDS_TEXT_KEYS:
+        if k in text_keys:
+            return k
+    if text_keys:
+        return text_keys[0]
+    raise DataError(f"TFDS dataset {builder.name} has no Text feature (features: {', '.join(feats)})")
+
+
+def iter_tfds_documents(spec: str, data_dir: Optional[str], shard_index: int = 0,
+                        num_shards: int = 1) -> Iterator[Document]:
+    """Documents of a prepared TFDS text dataset: one example = one document (its text split
+    into lines/sentences, blank lines separating sub-documents). Examples i with
+    i % num_shards == shard_index only."""
+    builder, split = tfds_builder(spec, data_dir)
+    key = tfds_text_key(builder)
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+    for i, ex in enumerate(ds.as_numpy_iterator()):
+        if i % num_shards != shard_index:
+            continue
+        raw = ex[key]
+        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+        sentences: list[str] = []
+        for line in text.replace("\r\n", "\n").split("\n"):
+            if not line.strip():
+                if sentences:
+                    yield Document(sentences, i)
+                    sentences = []
+                continue
+            sentences.extend(split_sentences(line))
+        if sentences:
+            yield Document(sentences, i)

@@ -1,0 +1,551 @@
+"""The streaming, multi-process, resumable corpus converter behind `tfcompact create-data`.
+
+Plan: the input files (in sorted order) are seen as one byte stream of T bytes; output shard k
+takes the documents whose boundary lies in bytes [k*T/N, (k+1)*T/N) (see
+`pipelines.corpus.iter_documents`). Each shard is one unit of work, done by one worker
+process, from its own seeds, so:
+
+- memory: a worker holds one window of documents (about `window_chars` characters) and the
+  serialised instances made from it, never the corpus;
+- determinism: a shard's bytes depend on the inputs, the settings and the seed only, not on
+  `--num_workers` nor on which worker ran it;
+- resume: a shard is written to a temporary name, renamed, then a small done-marker is
+  written beside it; a restarted run with the same settings skips shards that have one;
+- nothing half-written: `manifest.json`, written last, is what readers trust.
+
+Per window: documents are tokenized and segmented once; for each of the `dupe_factor` passes
+each document makes instances with a generator seeded by (seed, file, byte offset, pass);
+instances are masked, serialised, shuffled within the window and appended to the shard.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import multiprocessing as mp
+import os
+import queue as queue_lib
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from pipelines import corpus, instances, masking, writer
+from tfcompact.errors import DataError, UserError
+
+RUN_FILE = ".tfcompact-create-data.json"
+WORK_DIR = ".tfcompact-work"
+DEFAULT_WINDOW_CHARS = 1 << 19
+_SHARD_RE = re.compile(r"^data-(\d{5})-of-(\d{5})\.tfrecord$")
+
+
+@dataclass
+class ConvertConfig:
+    """Every setting that changes the output bytes (recorded in the run file and manifest)."""
+
+    inputs: list  # file paths (already expanded) or ["tfds:NAME[:split]"]
+    vocab_path: str
+    output_dir: str
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masking: str = "wwm"
+    pair_task: str = "sop"
+    dupe_factor: int = 5
+    short_seq_prob: float = 0.1
+    masked_lm_prob: float = 0.15
+    num_shards: int = 0  # 0: chosen from the input size
+    seed: int = 12345
+    segmenter: str = "jieba"
+    do_lower_case: bool = True
+    errors: str = "fail"
+    tfds_data_dir: Optional[str] = None
+    window_chars: int = DEFAULT_WINDOW_CHARS
+    input_shard_index: int = 0
+    num_input_shards: int = 1
+
+    def validate(self) -> None:
+        if self.masking not in masking.MASKING_MODES:
+            raise UserError(f"--masking {self.masking}: expected one of {', '.join(masking.MASKING_MODES)}")
+        if self.pair_task not in instances.PAIR_TASKS:
+            raise UserError(f"--pair_task {self.pair_task}: expected one of {', '.join(instances.PAIR_TASKS)}")
+        if self.max_seq_length < 8:
+            raise UserError(f"--max_seq_length {self.max_seq_length}: expected at least 8")
+        if self.masking != "none" and self.max_predictions_per_seq < 1:
+            raise UserError(f"--max_predictions_per_seq {self.max_predictions_per_seq}: expected >= 1")
+        if self.dupe_factor < 1:
+            raise UserError(f"--dupe_factor {self.dupe_factor}: expected >= 1")
+        if not 0.0 <= self.short_seq_prob <= 1.0:
+            raise UserError(f"--short_seq_prob {self.short_seq_prob}: expected a probability")
+        if self.seed < 0:
+            raise UserError(f"--seed {self.seed}: expected a non-negative integer")
+        if self.errors not in ("skip", "fail"):
+            raise UserError(f"--errors {self.errors}: expected skip or fail")
+        if not 0 <= self.input_shard_index < self.num_input_shards:
+            raise UserError(
+                f"--shard_index {self.input_shard_index} / --num_input_shards {self.num_input_shards}: "
+                "expected 0 <= shard_index < num_input_shards")
+
+    @property
+    def schema(self) -> str:
+        return writer.SCHEMA_UNMASKED if self.masking == "none" else writer.SCHEMA_MASKED
+
+    @property
+    def uses_segmenter(self) -> bool:
+        return self.masking in ("wwm", "ngram", "none")
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+# ---------------------------------------------------------------------------------------------
+def default_num_shards(total_bytes: int) -> int:
+    """8 shards, or one per 32 MiB of text for bigger corpora (independent of --num_workers)."""
+    return max(8, min(4096, math.ceil(total_bytes / (32 << 20))))
+
+
+def shard_plan(sizes: Sequence[int], num_shards: int) -> list[list[tuple[int, int, int]]]:
+    """For each shard: [(file index, local start, local end)] covering its global byte range."""
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    total = int(offsets[-1])
+    plan = []
+    for k in range(num_shards):
+        g0 = total * k // num_shards
+        g1 = total * (k + 1) // num_shards
+        parts = []
+        for fi, size in enumerate(sizes):
+            f0, f1 = int(offsets[fi]), int(offsets[fi + 1])
+            lo, hi = max(g0, f0), min(g1, f1)
+            if lo < hi or (size == 0 and g0 <= f0 < g1):
+                parts.append((fi, lo - f0, hi - f0))
+        plan.append(parts)
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side
+# ---------------------------------------------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _worker_init(progress_queue) -> None:
+    _WORKER["queue"] = progress_queue
+
+
+def _worker_resources(cfg: ConvertConfig):
+    key = (cfg.vocab_path, cfg.do_lower_case, cfg.segmenter if cfg.uses_segmenter else None)
+    res = _WORKER.get("resources")
+    if res is None or res[0] != key:
+        from tfcompact.text.segmenter import make_segmenter
+        from tfcompact.text.tokenizer import FullTokenizer
+
+        tok = FullTokenizer(cfg.vocab_path, do_lower_case=cfg.do_lower_case)
+        seg = make_segmenter(cfg.segmenter) if cfg.uses_segmenter else None
+        res = (key, tok, seg)
+        _WORKER["resources"] = res
+    return res[1], res[2]
+
+
+class _ShardWriter:
+    """Converts the windows of one shard and appends framed records to its temp file."""
+
+    def __init__(self, cfg: ConvertConfig, shard_index: int, tok, seg, out):
+        self.cfg = cfg
+        self.shard_index = shard_index
+        self.tok = tok
+        self.cut = seg.cut if seg is not None else None
+        self.out = out
+        self.window: list = []
+        self.window_chars = 0
+        self.window_index = 0
+        self.num_instances = 0
+        self.paired = cfg.pair_task != "none"
+        self.max_num_tokens = cfg.max_seq_length - (3 if self.paired else 2)
+        vocab = tok.vocab
+        self.mask_cfg = None
+        if cfg.masking != "none":
+            self.mask_cfg = masking.MaskingConfig(
+                mode=cfg.masking, max_predictions_per_seq=cfg.max_predictions_per_seq,
+                mask_id=vocab.mask_id, replacement_ids=vocab.replacement_ids,
+                masked_lm_prob=cfg.masked_lm_prob)
+
+    def add_document(self, file_index: int, doc: corpus.Document) -> None:
+        """Tokenize and segment a document once; convert the window when it is full."""
+        sentences = []
+        chars = 0
+        for sentence in doc.sentences:
+            ids, starts = self.tok.encode_with_words(sentence, self.cut)
+            if ids:
+                sentences.append((ids, starts))
+                chars += len(sentence)
+        if sentences:
+            encoded = instances.EncodedDocument.from_sentences(sentences, self.max_num_tokens)
+            self.window.append((file_index, doc.offset, encoded))
+            self.window_chars += chars
+        if self.window_chars >= self.cfg.window_chars:
+            self.flush()
+
+    def flush(self) -> None:
+        """Make every dupe pass's instances for the window, mask, serialise, shuffle, write."""
+        if not self.window:
+            return
+        cfg = self.cfg
+        docs = self.window
+        n_docs = len(docs)
+        batch: list = []
+        for dupe in range(cfg.dupe_factor):
+            for j, (fi, offset, document) in enumerate(docs):
+                rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, fi, offset, dupe])))
+
+                def random_document(r, j=j):
+                    if n_docs < 2:
+                        return None
+                    k = int(r.integers(0, n_docs - 1))
+                    return docs[k + (k >= j)][2]
+
+                batch.extend(instances.create_instances_from_document(
+                    document, rng, max_seq_length=cfg.max_seq_length,
+                    short_seq_prob=cfg.short_seq_prob, pair_task=cfg.pair_task,
+                    random_document=random_document if cfg.pair_task == "nsp" else None))
+        wrng = np.random.Generator(np.random.PCG64(
+            np.random.SeedSequence([cfg.seed, self.shard_index, self.window_index, 7])))
+        order = wrng.permutation(len(batch)).tolist()
+        records: list[bytes] = []
+        step = 4096
+        for lo in range(0, len(order), step):
+            records.extend(self.serialize([batch[i] for i in order[lo:lo + step]], wrng))
+        self.out.write(writer.frame_records(records))
+        self.num_instances += len(records)
+        self.window = []
+        self.window_chars = 0
+        self.window_index += 1
+
+    def serialize(self, batch: list, rng: np.random.Generator) -> list[bytes]:
+        cfg = self.cfg
+        vocab = self.tok.vocab
+        tokens, starts, maskable, segs, lengths, labels = instances.assemble_batch(
+            batch, cfg.max_seq_length, vocab.cls_id, vocab.sep_id)
+        if self.mask_cfg is None:
+            return writer.batch_to_example_bytes(
+                tokens, segs, lengths, labels, word_ids=instances.word_ids_batch(starts, maskable))
+        masked, positions, lm_ids = masking.mask_batch(tokens, starts, maskable, lengths, rng, self.mask_cfg)
+        return writer.batch_to_example_bytes(
+            masked, segs, lengths, labels, masked_lm_positions=positions, masked_lm_ids=lm_ids,
+            max_predictions_per_seq=cfg.max_predictions_per_seq)
+
+
+def convert_shard(cfg: ConvertConfig, files: Sequence[str], parts: Sequence[tuple[int, int, int]],
+                  shard_index: int, num_shards: int) -> dict:
+    """Convert one output shard (temp file, rename, done-marker). Returns its stats."""
+    tok, seg = _worker_resources(cfg)
+    name = writer.shard_name(shard_index, num_shards)
+    final = os.path.join(cfg.output_dir, name)
+    tmp = f"{final}.tmp-{os.getpid()}"
+    progress = _WORKER.get("queue")
+    stats = corpus.ReadStats()
+    reported = 0
+    last_report = time.monotonic()
+    with open(tmp, "wb") as out:
+        sw = _ShardWriter(cfg, shard_index, tok, seg, out)
+        for fi, start, end in parts:
+            for doc in corpus.iter_documents(files[fi], errors=cfg.errors, start=start, end=end, stats=stats):
+                sw.add_document(fi, doc)
+                now = time.monotonic()
+                if progress is not None and now - last_report > 0.5:
+                    progress.put((shard_index, stats.bytes_read - reported, sw.num_instances))
+                    reported, last_report = stats.bytes_read, now
+        sw.flush()
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, final)
+    info = {
+        "file": name, "num_instances": sw.num_instances, "sha256": writer.sha256_of_file(final),
+        "bytes_read": stats.bytes_read, "bad_lines": stats.bad_lines, "first_bad": stats.first_bad,
+        "long_lines": stats.long_lines, "documents": stats.documents,
+    }
+    writer.atomic_write_bytes(_done_path(cfg.output_dir, name), json.dumps(info).encode())
+    if progress is not None:
+        progress.put((shard_index, stats.bytes_read - reported, sw.num_instances))
+    return info
+
+
+def _convert_shard_task(args):
+    return convert_shard(*args)
+
+
+def _done_path(output_dir: str, shard_file: str) -> str:
+    return os.path.join(output_dir, WORK_DIR, shard_file + ".done.json")
+
+
+# ---------------------------------------------------------------------------------------------
+# TFDS input: exported to a text file by a short-lived process (TensorFlow stays out of the
+# converter's workers, which would otherwise each pay about 590 MB for importing it).
+# ---------------------------------------------------------------------------------------------
+def _export_tfds(spec: str, data_dir: Optional[str], out_path: str) -> None:
+    tmp = out_path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for doc in corpus.iter_tfds_documents(spec, data_dir):
+            for s in doc.sentences:
+                f.write(s.replace("\n", " ") + "\n")
+            f.write("\n")
+    os.replace(tmp, out_path)
+
+
+def _export_tfds_main(spec, data_dir, out_path, errq) -> None:
+    try:
+        _export_tfds(spec, data_dir, out_path)
+    except Exception as e:  # reported to the parent as one line
+        errq.put(f"{type(e).__name__}: {e}".splitlines()[0])
+        sys.exit(2)
+
+
+def export_tfds_input(spec: str, data_dir: Optional[str], work_dir: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec[len("tfds:"):])
+    out_path = os.path.join(work_dir, f"tfds-{safe}.txt")
+    if os.path.exists(out_path):
+        return out_path
+    ctx = mp.get_context("spawn")
+    errq = ctx.Queue()
+    proc = ctx.Process(target=_export_tfds_main, args=(spec, data_dir, out_path, errq))
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0:
+        try:
+            msg = errq.get(timeout=1)
+        except queue_lib.Empty:
+            msg = f"exit code {proc.exitcode}"
+        if msg.startswith(("DataError: ", "UserError: ")):
+            msg = msg.split(": ", 1)[1]
+        raise DataError(f"--input {spec}: {msg}")
+    return out_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Output directory checks
+# ---------------------------------------------------------------------------------------------
+def _run_record(cfg: ConvertConfig, files: Sequence[str], sizes: Sequence[int], vocab_md5: str,
+                num_shards: int, segmenter_info: dict) -> dict:
+    d = dataclasses.asdict(cfg)
+    d.pop("output_dir")
+    d["vocab_path"] = os.path.abspath(cfg.vocab_path)
+    d["inputs"] = list(cfg.inputs)
+    d["files"] = [[os.path.abspath(f), int(s)] for f, s in zip(files, sizes)]
+    d["vocab_md5"] = vocab_md5
+    d["num_shards"] = num_shards
+    d["segmenter_info"] = segmenter_info
+    return d
+
+
+def _is_ours(name: str, num_shards: Optional[int]) -> bool:
+    if name in (writer.MANIFEST_NAME, RUN_FILE, WORK_DIR):
+        return True
+    base = re.sub(r"\.tmp-\d+$", "", name)
+    m = _SHARD_RE.match(base)
+    if m:
+        return num_shards is None or int(m.group(2)) == num_shards
+    return base in (writer.MANIFEST_NAME, RUN_FILE)
+
+
+def prepare_output_dir(output_dir: str, record: dict) -> bool:
+    """Create or validate the output dir. Returns True if a finished identical run is there."""
+    os.makedirs(output_dir, exist_ok=True)
+    run_path = os.path.join(output_dir, RUN_FILE)
+    existing = sorted(os.listdir(output_dir))
+    previous = None
+    if os.path.exists(run_path):
+        try:
+            with open(run_path, encoding="utf-8") as f:
+                previous = json.load(f)
+        except (OSError, ValueError):
+            raise DataError(f"{run_path}: unreadable run record; remove it or use a new --output_dir") from None
+    foreign = [n for n in existing if not _is_ours(n, record["num_shards"] if previous else None)]
+    if previous is None and existing:
+        foreign = foreign or existing
+    if foreign:
+        raise DataError(
+            f"--output_dir {output_dir} contains files this conversion did not write "
+            f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}): use an empty or new directory")
+    if previous is not None and previous != record:
+        diff = sorted(k for k in set(previous) | set(record) if previous.get(k) != record.get(k))
+        raise DataError(
+            f"--output_dir {output_dir} holds a conversion with other settings (differs in "
+            f"{', '.join(diff)}): use a new directory to convert with these settings")
+    if previous is None:
+        writer.atomic_write_bytes(run_path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode())
+    # Leftovers of killed workers.
+    for n in existing:
+        if re.search(r"\.tmp-\d+$", n):
+            os.remove(os.path.join(output_dir, n))
+    os.makedirs(os.path.join(output_dir, WORK_DIR), exist_ok=True)
+    return previous is not None and os.path.exists(os.path.join(output_dir, writer.MANIFEST_NAME))
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------
+class Progress:
+    """One status line on stderr: MB done / total, MB/s, ETA, shards, instances."""
+
+    def __init__(self, total_bytes: int, num_shards: int, done_shards: int, stream=None, enabled=True):
+        self.total = max(1, total_bytes)
+        self.num_shards = num_shards
+        self.done_shards = done_shards
+        self.bytes = 0
+        self.instances: dict[int, int] = {}
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+
+    def update(self, shard: int, delta_bytes: int, instances_so_far: int) -> None:
+        self.bytes += delta_bytes
+        self.instances[shard] = instances_so_far
+
+    def show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self.last < 1.0):
+            return
+        self.last = now
+        el = max(now - self.start, 1e-6)
+        rate = self.bytes / el / 1e6
+        remaining = max(0, self.total - self.bytes)
+        eta = remaining / (self.bytes / el) if self.bytes else float("nan")
+        eta_s = f"{eta:.0f}s" if eta == eta else "?"
+        line = (f"create-data: {self.bytes / 1e6:.1f}/{self.total / 1e6:.1f} MB  {rate:.2f} MB/s  "
+                f"ETA {eta_s}  shards {self.done_shards}/{self.num_shards}  "
+                f"instances {sum(self.instances.values())}")
+        end = "\n" if force else ""
+        print("\r" + line, end=end, file=self.stream, flush=True)
+
+
+def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = True) -> dict:
+    """Convert `cfg.inputs` into `cfg.output_dir` (resuming a killed run). Returns the manifest."""
+    from tfcompact import __version__
+    from tfcompact.text.segmenter import make_segmenter
+    from tfcompact.text.tokenizer import Vocab
+
+    cfg.validate()
+    vocab = Vocab.load(cfg.vocab_path)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    work = os.path.join(cfg.output_dir, WORK_DIR)
+
+    if len(cfg.inputs) == 1 and str(cfg.inputs[0]).startswith("tfds:"):
+        if cfg.num_input_shards > 1:
+            raise UserError("--shard_index/--num_input_shards split input files; not supported with tfds: input")
+        # Validate the directory before spending time on the export.
+        if os.path.isdir(cfg.output_dir):
+            foreign = [n for n in os.listdir(cfg.output_dir) if not _is_ours(n, None)]
+            if foreign:
+                raise DataError(f"--output_dir {cfg.output_dir} contains files this conversion did not write "
+                                f"({', '.join(sorted(foreign)[:3])}): use an empty or new directory")
+        os.makedirs(work, exist_ok=True)
+        files = [export_tfds_input(cfg.inputs[0], cfg.tfds_data_dir, work)]
+        sizes = [os.path.getsize(files[0])]
+    else:
+        files = list(cfg.inputs)[cfg.input_shard_index::cfg.num_input_shards]
+        if not files:
+            raise UserError(f"--shard_index {cfg.input_shard_index}: no input files for this host")
+        for f in files:
+            if not os.path.isfile(f):
+                raise UserError(f"--input {f}: no such file")
+        sizes = [corpus.uncompressed_size(f) for f in files]
+    total = int(sum(sizes))
+    if total == 0:
+        raise DataError(f"--input {', '.join(cfg.inputs)}: the input files are empty")
+    num_shards = cfg.num_shards or default_num_shards(total)
+    seg_info = make_segmenter(cfg.segmenter).describe() if cfg.uses_segmenter else {"name": "none", "version": "0"}
+    record = _run_record(cfg, files if not cfg.inputs[0].startswith("tfds:") else [], sizes, vocab.md5,
+                         num_shards, seg_info)
+    if prepare_output_dir(cfg.output_dir, record):
+        with open(os.path.join(cfg.output_dir, writer.MANIFEST_NAME), encoding="utf-8") as f:
+            return json.load(f)
+
+    plan = shard_plan(sizes, num_shards)
+    infos: dict[int, dict] = {}
+    for k in range(num_shards):
+        name = writer.shard_name(k, num_shards)
+        done = _done_path(cfg.output_dir, name)
+        if os.path.exists(done) and os.path.exists(os.path.join(cfg.output_dir, name)):
+            with open(done, encoding="utf-8") as f:
+                infos[k] = json.load(f)
+    todo = [k for k in range(num_shards) if k not in infos]
+    prog = Progress(total - sum(i.get("bytes_read", 0) for i in infos.values()),
+                    num_shards, len(infos), enabled=progress)
+    tasks = [(cfg, files, plan[k], k, num_shards) for k in todo]
+    if tasks:
+        if num_workers <= 1:
+            _WORKER["queue"] = _LocalQueue(prog)
+            try:
+                for t in tasks:
+                    info = convert_shard(*t)
+                    infos[t[3]] = info
+                    prog.done_shards += 1
+                    prog.show()
+            finally:
+                _WORKER.pop("queue", None)
+        else:
+            ctx = mp.get_context("spawn")
+            q = ctx.Queue()
+            pool = ctx.Pool(min(num_workers, len(tasks)), initializer=_worker_init, initargs=(q,))
+            try:
+                results = {t[3]: pool.apply_async(_convert_shard_task, (t,)) for t in tasks}
+                pending = dict(results)
+                while pending:
+                    try:
+                        while True:
+                            prog.update(*q.get(timeout=0.2))
+                    except queue_lib.Empty:
+                        pass
+                    for k in [k for k, r in pending.items() if r.ready()]:
+                        infos[k] = pending.pop(k).get()  # re-raises a worker's DataError
+                        prog.done_shards += 1
+                    prog.show()
+                pool.close()
+            except BaseException:
+                pool.terminate()
+                raise
+            finally:
+                pool.join()
+        prog.show(force=True)
+
+    shards = [{"file": infos[k]["file"], "num_instances": infos[k]["num_instances"],
+               "sha256": infos[k]["sha256"]} for k in range(num_shards)]
+    bad = sum(i.get("bad_lines", 0) for i in infos.values())
+    if bad and progress:
+        first = next(i["first_bad"] for i in infos.values() if i.get("first_bad"))
+        print(f"create-data: skipped {bad} line(s) of invalid UTF-8 (first: {first})", file=sys.stderr)
+    manifest = {
+        "format_version": writer.FORMAT_VERSION,
+        "schema": cfg.schema,
+        "max_seq_length": cfg.max_seq_length,
+        "max_predictions_per_seq": cfg.max_predictions_per_seq if cfg.masking != "none" else 0,
+        "vocab_size": len(vocab),
+        "vocab_md5": vocab.md5,
+        "do_lower_case": cfg.do_lower_case,
+        "special_ids": vocab.special_ids,
+        "masking": cfg.masking,
+        "pair_task": cfg.pair_task,
+        "dupe_factor": cfg.dupe_factor,
+        "seed": cfg.seed,
+        "segmenter": seg_info,
+        "num_instances": sum(s["num_instances"] for s in shards),
+        "shards": shards,
+        "inputs": list(cfg.inputs) if str(cfg.inputs[0]).startswith("tfds:") else [os.path.abspath(f) for f in files],
+        "created_by": f"tfcompact {__version__}",
+        "masked_lm_prob": cfg.masked_lm_prob,
+        "short_seq_prob": cfg.short_seq_prob,
+    }
+    writer.write_manifest(cfg.output_dir, manifest)
+    return manifest
+
+
+class _LocalQueue:
+    """In-process stand-in for the progress queue when converting without workers."""
+
+    def __init__(self, prog: Progress):
+        self.prog = prog
+
+    def put(self, item) -> None:
+        self.prog.update(*item)
+        self.prog.show()
