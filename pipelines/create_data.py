@@ -73,7 +73,7 @@ class ConvertConfig:
             raise UserError(f"--pair_task {self.pair_task}: expected one of {', '.join(instances.PAIR_TASKS)}")
         if self.max_seq_length < 8:
             raise UserError(f"--max_seq_length {self.max_seq_length}: expected at least 8")
-        if self.masking != "none" and self.max_predictions_per_seq < 1:
+        if self.max_predictions_per_seq < 1:
             raise UserError(f"--max_predictions_per_seq {self.max_predictions_per_seq}: expected >= 1")
         if self.dupe_factor < 1:
             raise UserError(f"--dupe_factor {self.dupe_factor}: expected >= 1")
@@ -519,7 +519,8 @@ def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = Tr
         "format_version": writer.FORMAT_VERSION,
         "schema": cfg.schema,
         "max_seq_length": cfg.max_seq_length,
-        "max_predictions_per_seq": cfg.max_predictions_per_seq if cfg.masking != "none" else 0,
+        # For the unmasked schema: the cap dynamic masking should use at training time.
+        "max_predictions_per_seq": cfg.max_predictions_per_seq,
         "vocab_size": len(vocab),
         "vocab_md5": vocab.md5,
         "do_lower_case": cfg.do_lower_case,
