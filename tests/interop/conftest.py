@@ -21,10 +21,14 @@ def write_vocab(path, size):
 
 
 def randomize(model, seed=0):
+    """Distinct values in every variable, at the scale of a trained model (gamma near 1)."""
     rng = np.random.default_rng(seed)
     for v in model.weights:
         if not v.path.endswith("seed_generator_state"):
-            v.assign((0.5 * rng.standard_normal(v.shape)).astype(v.dtype))
+            value = 0.05 * rng.standard_normal(v.shape)
+            if v.path.endswith("gamma"):
+                value += 1.0
+            v.assign(value.astype(v.dtype))
 
 
 def make_model_dir(root, arch, *, sentence_head=None, optimizer=None, seed=0, **overrides):
