@@ -360,8 +360,8 @@ def prepare_output_dir(output_dir: str, record: dict) -> bool:
         except (OSError, ValueError):
             raise DataError(f"{run_path}: unreadable run record; remove it or use a new --output_dir") from None
     foreign = [n for n in existing if not _is_ours(n, record["num_shards"] if previous else None)]
-    if previous is None and existing:
-        foreign = foreign or existing
+    if previous is None:  # without our run record, only a TFDS export of ours may be there
+        foreign = foreign or [n for n in existing if n != WORK_DIR]
     if foreign:
         raise DataError(
             f"--output_dir {output_dir} contains files this conversion did not write "
