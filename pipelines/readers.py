@@ -5,8 +5,9 @@ Order of the input pipeline (one host, `pretraining_dataset`):
     epochs e = e0, e0+1, ...          (Dataset.counter; a single pass when not repeating)
       shard files (seeded shuffle per epoch) -> interleave TFRecords -> [record shard]
       -> shuffle buffer (seed derived from (seed, e))
-    -> skip (resume) -> enumerate (global position g in this host's stream)
-    -> batch(drop_remainder) -> parse_example + cast (+ dynamic masking keyed by g) -> prefetch
+    -> skip (resume) -> batch(drop_remainder) -> enumerate batches
+    -> parse_example + cast (+ dynamic masking keyed by each record's global position g in
+       this host's stream) -> prefetch
 
 Exact resume: with a `seed` every epoch's order is a pure function of (seed, epoch), and the
 dynamic mask of an element a pure function of (seed, host, g). The number of records a host
@@ -245,13 +246,14 @@ def pretraining_dataset(
     ds = epochs.flat_map(epoch_records)
     if skip_in_epoch:
         ds = ds.skip(skip_in_epoch)
-    ds = ds.enumerate(start=skip_records)
-    ds = ds.batch(batch_size, drop_remainder=True)
+    # Batches are consecutive runs of the stream, so batch k holds positions k*B .. k*B+B-1
+    # (enumerating batches instead of records saves a per-record op).
+    ds = ds.batch(batch_size, drop_remainder=True).enumerate(start=skip_batches)
 
     spec = feature_spec(manifest)
     masking = dynamic_masking
 
-    def parse(position: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    def parse(batch_index: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         raw = tf.io.parse_example(serialized, spec)
         features = {}
         for name, value in raw.items():
@@ -259,6 +261,7 @@ def pretraining_dataset(
                 value = tf.reshape(value, [batch_size])
             features[name] = value if value.dtype == tf.float32 else tf.cast(value, tf.int32)
         if masking is not None:
+            position = batch_index * batch_size + tf.range(batch_size, dtype=tf.int64)
             keys = element_keys(mask_seed, position * num_pipelines + pipeline_id)
             features = mask_examples(features, keys, masking)
         return features
