@@ -15,8 +15,12 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["tfcompact", "tfcompact.*", "pipelines", "pipelines.*"]),
-    package_data={"tfcompact": ["data/*", "tpu_configs/*.yaml"]},
+    packages=find_packages(include=["tfcompact", "tfcompact.*", "pipelines", "pipelines.*"])
+    + ["tfcompact.tpu_configs"],
+    # The experiment YAMLs live at the top of the repository (tpu_configs/) and are installed
+    # inside the package as tfcompact/tpu_configs/, where tfcompact.train.experiment finds them.
+    package_dir={"tfcompact.tpu_configs": "tpu_configs"},
+    package_data={"tfcompact": ["data/*"], "tfcompact.tpu_configs": ["*.yaml"]},
     include_package_data=True,
     install_requires=[
         "tensorflow~=2.21.0",
