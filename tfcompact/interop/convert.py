@@ -107,6 +107,14 @@ def export_model_dir(model_dir: str, fmt: str, output: str, *, checkpoint: str |
         raise UserError(f"--format {fmt}: unknown export format; expected tf1, savedmodel or tflite")
     if fmt == "tflite" and quantize not in tflite.QUANTIZE_MODES:
         raise UserError(f"--quantize {quantize}: expected one of {', '.join(tflite.QUANTIZE_MODES)}")
+    if fmt == "tflite":
+        from tfcompact import modeldir
+
+        if os.path.isfile(os.path.join(model_dir, modeldir.CONFIG_FILE)):
+            max_len = modeldir.read_model_dir(model_dir).config.max_position_embeddings
+            if not 2 <= seq_length <= max_len:
+                raise UserError(f"--seq_length {seq_length}: expected 2..{max_len} "
+                                "(the model's max_position_embeddings)")
     info, model, prefix = _load_model_dir(model_dir, checkpoint)
     if component is not None and info.arch != "electra":
         raise UserError(f"--component {component}: only ELECTRA models have generator/discriminator")

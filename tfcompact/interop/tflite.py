@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,7 +90,11 @@ def load_tflite_runner(path: str, num_threads: int | None = None):
     if not os.path.isfile(path):
         raise UserError(f"--tflite {path}: file not found")
     try:
-        interpreter = tf.lite.Interpreter(model_path=path, num_threads=num_threads)
+        with warnings.catch_warnings():
+            # tf.lite.Interpreter warns that LiteRT (ai_edge_litert) will replace it; it is
+            # still the interpreter TensorFlow 2.21 ships, so use it without the noise.
+            warnings.simplefilter("ignore", UserWarning)
+            interpreter = tf.lite.Interpreter(model_path=path, num_threads=num_threads)
         runner = interpreter.get_signature_runner("serving_default")
     except (ValueError, RuntimeError) as e:
         raise UserError(f"--tflite {path}: not a TFLite model written by tfcompact export "
