@@ -165,12 +165,16 @@ class TrainLoop:
         # (A nested tf.function around a step that calls merge_call breaks MirroredStrategy.)
         self.jit_compile = bool(jit_compile) and \
             tf.__internal__.distribute.strategy_supports_no_merge_call()
+        # The step functions have no data-dependent Python control flow: AutoGraph would only
+        # slow down tracing (it would convert every Keras call inside them).
+        train_step = tf.autograph.experimental.do_not_convert(self._train_step_fn)
+        eval_step = tf.autograph.experimental.do_not_convert(self._eval_step_fn)
         if self.jit_compile:
-            self._replica_train_step = tf.function(self._train_step_fn, jit_compile=True)
-            self._replica_eval_step = tf.function(self._eval_step_fn, jit_compile=True)
+            self._replica_train_step = tf.function(train_step, jit_compile=True)
+            self._replica_eval_step = tf.function(eval_step, jit_compile=True)
         else:
-            self._replica_train_step = self._train_step_fn
-            self._replica_eval_step = self._eval_step_fn
+            self._replica_train_step = train_step
+            self._replica_eval_step = eval_step
         self._train = tf.function(self._train_loop_fn)
         self._eval = tf.function(self._eval_loop_fn)
 
