@@ -206,15 +206,13 @@ def _char_classes() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Pure-Python tokenizer
 # ---------------------------------------------------------------------------------------------
-class FullTokenizer:
-    """BERT basic tokenizer + WordPiece in Python (the converter's fast path).
+class BasicTokenizer:
+    """BERT's basic tokenizer (steps 1-4 of the module docstring): text -> basic tokens.
 
-    `tokenize_to_ids(text)` gives the ids of the whole text; `split_words(text)` gives the
-    basic tokens (before WordPiece) so the converter can align them with segmenter words.
+    Needs no vocabulary; the vocabulary builder counts its tokens.
     """
 
-    def __init__(self, vocab: Vocab | str | os.PathLike, do_lower_case: bool = True):
-        self.vocab = vocab if isinstance(vocab, Vocab) else Vocab.load(vocab)
+    def __init__(self, do_lower_case: bool = True):
         self.do_lower_case = bool(do_lower_case)
         c = _char_classes()
         self._punct_map = str.maketrans(PUNCTUATION_MAP)
@@ -222,12 +220,8 @@ class FullTokenizer:
         self._space_re = re.compile(f"[{c['space']}]")
         self._marks_re = re.compile(f"[{c['marks']}]+")
         self._token_re = re.compile(f"[{c['cjk']}]|[{c['punct']}]|[^\\s{c['cjk']}{c['punct']}]+")
-        # A basic token that is a run of "word characters" (not space/punct/CJK): two of them
-        # touching must be merged before WordPiece (see `word_char_re` users in segmenter code).
-        self.word_char_re = re.compile(f"[^\\s{c['cjk']}{c['punct']}]")
-        self._piece_cache: dict[str, tuple[int, ...]] = {}
+        self._cjk_re = re.compile(f"[{c['cjk']}]")
 
-    # -- normalisation and basic tokenization --------------------------------------------------
     def normalize(self, text: str) -> str:
         """Steps 1-3 of the module docstring (punctuation map, clean, lower/NFD/strip marks)."""
         text = text.translate(self._punct_map)
@@ -244,6 +238,22 @@ class FullTokenizer:
     def split_words(self, text: str) -> list[str]:
         """Normalise and split into BERT basic tokens (CJK chars and punctuation separate)."""
         return self._token_re.findall(self.normalize(text))
+
+    def is_cjk_token(self, token: str) -> bool:
+        return len(token) == 1 and self._cjk_re.match(token) is not None
+
+
+class FullTokenizer(BasicTokenizer):
+    """BERT basic tokenizer + WordPiece in Python (the converter's fast path).
+
+    `tokenize_to_ids(text)` gives the ids of the whole text; `encode_with_words(text, cut)`
+    also gives whole-word boundaries from a segmenter, for whole-word masking.
+    """
+
+    def __init__(self, vocab: Vocab | str | os.PathLike, do_lower_case: bool = True):
+        super().__init__(do_lower_case)
+        self.vocab = vocab if isinstance(vocab, Vocab) else Vocab.load(vocab)
+        self._piece_cache: dict[str, tuple[int, ...]] = {}
 
     # -- WordPiece ------------------------------------------------------------------------------
     def wordpiece_ids(self, word: str) -> tuple[int, ...]:
@@ -400,3 +410,10 @@ def make_tf_tokenizer(vocab_path: str | os.PathLike, do_lower_case: bool = True)
             return words.with_flat_values(pieces).merge_dims(1, 2)
 
     return BertChineseTokenizer()
+
+
+def packaged_vocab_path() -> str:
+    """A 7,006-token Chinese vocab shipped with tfcompact (BERT layout: [CLS]=101 etc.), built by
+    `tfcompact build-vocab --vocab_size 8000` from the People's Daily 1998-01 corpus: for the
+    quickstart and tests; real runs bring their own or the released 21,128-token vocab."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "vocab_zh_pd.txt")

@@ -1,0 +1,32 @@
+"""`tfcompact build-vocab`: raw text -> vocab.txt in the Chinese BERT layout (specials, every CJK
+character seen, WordPiece pieces for the rest, learned with tensorflow-text's learner)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="glob(s) of .txt/.gz files (comma-separated)")
+    parser.add_argument("--vocab_size", type=int, required=True)
+    parser.add_argument("--output", required=True, help="vocab.txt to write")
+    parser.add_argument("--do_lower_case", choices=("true", "false"), default="true")
+    parser.add_argument("--errors", choices=("skip", "fail"), default="fail")
+
+
+def run(args) -> int:
+    from pipelines.corpus import expand_inputs
+    from tfcompact.errors import UserError
+    from tfcompact.text.vocab_builder import build_vocab, count_basic_tokens, write_vocab
+
+    if args.vocab_size < 110:
+        raise UserError(f"--vocab_size {args.vocab_size}: expected at least 110 (104 special/unused ids + text)")
+    lower = args.do_lower_case == "true"
+    files = expand_inputs(args.input)
+    counts = count_basic_tokens(files, do_lower_case=lower, errors=args.errors)
+    if not counts:
+        raise UserError(f"--input {args.input}: no text found")
+    vocab = build_vocab(counts, args.vocab_size, do_lower_case=lower)
+    write_vocab(vocab, args.output)
+    print(f"build-vocab: wrote {len(vocab)} tokens to {args.output}", file=sys.stderr)
+    return 0
