@@ -13,11 +13,13 @@ Chinese news text). Its selector also draws from stateful RNG ops, so a mask can
 reproduced for a given (seed, epoch, element) after a restart. The op below caps by pieces
 (a word that does not fit is not chosen) and is keyed per element.
 
-Selection rule (per row): the target is `max(1, round(masked_lm_prob * num_words))` words; the
-words are visited in a random order and a word is taken when it still fits under
-`max_predictions_per_seq` pieces (otherwise it is skipped and the next one is tried), as
-google-research/bert's `create_masked_lm_predictions` does. One 80/10/10 draw per chosen word
-decides [MASK] / random ids / kept for all of its pieces. Labels are the original ids.
+Selection rule (per row): with `rate_unit="words"` (default) the target is
+`max(1, round(masked_lm_prob * num_words))` words under a cap of `max_predictions_per_seq`
+pieces; with `rate_unit="tokens"` it is google-research/bert's budget (the static converter's):
+`min(max_predictions_per_seq, max(1, round(masked_lm_prob * num_tokens)))` pieces. Words are
+visited in a random order and a word is taken when it still fits (otherwise it is skipped and
+the next one is tried), as `create_masked_lm_predictions` does. One 80/10/10 draw per chosen
+word decides [MASK] / random ids / kept for all of its pieces. Labels are the original ids.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ class DynamicMaskingConfig:
     max_predictions_per_seq: int
     special_ids: tuple[int, ...] = ()
     masked_lm_prob: float = 0.15
+    rate_unit: str = "words"
     whole_word: bool = True
     mask_token_prob: float = 0.8
     random_token_prob: float = 0.1
@@ -64,6 +67,9 @@ class DynamicMaskingConfig:
         if not 0.0 < self.masked_lm_prob <= 1.0:
             raise ConfigError(f"dynamic masking: masked_lm_prob must be in (0, 1], got "
                               f"{self.masked_lm_prob}")
+        if self.rate_unit not in ("words", "tokens"):
+            raise ConfigError(f"dynamic masking: rate_unit must be 'words' or 'tokens', got "
+                              f"{self.rate_unit!r}")
         if (self.mask_token_prob < 0 or self.random_token_prob < 0
                 or self.mask_token_prob + self.random_token_prob > 1.0 + 1e-9):
             raise ConfigError("dynamic masking: mask_token_prob + random_token_prob must be "
@@ -83,19 +89,22 @@ class DynamicMaskingConfig:
                       **overrides) -> "DynamicMaskingConfig":
         """Config for a data directory: sizes and special ids from its manifest.
 
-        With `vocab_path`, bracketed tokens such as `[unused1]` are also excluded from random
-        replacement (they never occur in text).
+        With `vocab_path`, random replacements are the vocabulary's ordinary tokens, as in the
+        static converter (`Vocab.replacement_ids`: no [unusedN], `##` pieces or markers).
         """
         special = manifest.get("special_ids") or {}
         if "[MASK]" not in special:
             raise ConfigError("dynamic masking: manifest special_ids has no [MASK]")
         excluded: list[int] = []
         if vocab_path is not None:
-            with tf.io.gfile.GFile(vocab_path, "r") as f:
-                for i, line in enumerate(f):
-                    token = line.rstrip("\n")
-                    if token.startswith("[") and token.endswith("]"):
-                        excluded.append(i)
+            from tfcompact.text.tokenizer import Vocab
+
+            vocab = Vocab.load(vocab_path)
+            if len(vocab) != int(manifest["vocab_size"]):
+                raise ConfigError(f"{vocab_path}: {len(vocab)} tokens but the data's manifest "
+                                  f"says vocab_size {manifest['vocab_size']}")
+            keep = set(int(i) for i in vocab.replacement_ids)
+            excluded = [i for i in range(len(vocab)) if i not in keep]
         kwargs = dict(
             vocab_size=int(manifest["vocab_size"]),
             mask_id=int(special["[MASK]"]),
@@ -143,10 +152,18 @@ def _hash_columns(keys: tf.Tensor, width: int, stream: int) -> tf.Tensor:
 
 # ---------------------------------------------------------------------------------------------
 
-def greedy_in_order(lengths: tf.Tensor, num_to_select: tf.Tensor, max_pieces: int) -> tf.Tensor:
+def _budget(count: tf.Tensor, rate: float) -> tf.Tensor:
+    """max(1, round(rate * count)), 0 where count is 0 (int32 [B])."""
+    target = tf.cast(tf.round(tf.cast(count, tf.float32) * rate), tf.int32)
+    return tf.where(count > 0, tf.maximum(1, target), 0)
+
+
+def greedy_in_order(lengths: tf.Tensor, num_to_select: tf.Tensor,
+                    max_pieces: int | tf.Tensor) -> tf.Tensor:
     """The greedy rule on words already in visiting order: bool [B, V] of chosen words.
 
-    lengths: int32 [B, V] pieces per visited word (0 = no word); num_to_select: int32 [B].
+    lengths: int32 [B, V] pieces per visited word (0 = no word); num_to_select: int32 [B];
+    max_pieces: int or int32 [B].
     A word is chosen when fewer than `num_to_select` words are chosen so far and its pieces
     still fit under `max_pieces`; otherwise it is skipped and the next word is tried.
 
@@ -159,7 +176,7 @@ def greedy_in_order(lengths: tf.Tensor, num_to_select: tf.Tensor, max_pieces: in
     exists = lengths > 0
     ranks = tf.range(width)[None, :]
     chosen = tf.zeros_like(exists)
-    capacity = tf.fill(tf.shape(num_to_select), max_pieces)
+    capacity = tf.broadcast_to(tf.cast(max_pieces, tf.int32), tf.shape(num_to_select))
     room = num_to_select
     after_cursor = tf.ones_like(exists)
     for _ in range(_SELECTION_PASSES):
@@ -230,11 +247,13 @@ def mask_batch(input_ids: tf.Tensor, word_ids: tf.Tensor, keys: tf.Tensor,
     word_lengths = tf.reshape(word_lengths_flat, [batch, seq_len])
     exists = word_lengths > 0
     num_words = tf.reduce_sum(tf.cast(exists, tf.int32), axis=1)
-    num_to_select = tf.where(
-        num_words > 0,
-        tf.maximum(1, tf.cast(tf.round(tf.cast(num_words, tf.float32) * config.masked_lm_prob),
-                              tf.int32)),
-        0)
+    if config.rate_unit == "words":
+        num_to_select = _budget(num_words, config.masked_lm_prob)
+        max_pieces = tf.fill([batch], max_pred)
+    else:  # BERT's budget in pieces; the word count is then not limited
+        num_to_select = tf.fill([batch], seq_len)
+        num_tokens = tf.reduce_sum(tf.cast(valid_tok, tf.int32), axis=1)
+        max_pieces = tf.minimum(max_pred, _budget(num_tokens, config.masked_lm_prob))
 
     # One hash per word slot: high 16 bits order the visit, low 16 bits draw 80/10/10.
     word_hash = _hash_columns(keys, seq_len, stream=1)
@@ -247,7 +266,7 @@ def mask_batch(input_ids: tf.Tensor, word_ids: tf.Tensor, keys: tf.Tensor,
     # `visits` just gets fewer words (never a lost label).
     visits = min(seq_len, max_pred + max(8, max_pred // 2))
     visit = tf.math.top_k(-order_score, k=visits, sorted=True).indices + row_offset  # flat
-    chosen = greedy_in_order(tf.gather(word_lengths_flat, visit), num_to_select, max_pred)
+    chosen = greedy_in_order(tf.gather(word_lengths_flat, visit), num_to_select, max_pieces)
     # Per visited word: 0 not chosen, 1 [MASK], 2 random ids, 3 kept.
     mask_cut = int(round(config.mask_token_prob * 65536))
     random_cut = int(round((config.mask_token_prob + config.random_token_prob) * 65536))

@@ -273,3 +273,34 @@ def test_config_errors_and_manifest_defaults():
     assert (cfg.mask_id, cfg.max_predictions_per_seq) == (103, 7)
     assert not {0, 100, 101, 102, 103} & set(cfg.replacement_ids())
     assert len(cfg.replacement_ids()) == VOCAB - 5
+
+
+def test_token_budget_like_bert():
+    # rate_unit="tokens": min(cap, max(1, round(0.15 * tokens))) pieces, words skipped whole.
+    rng = np.random.default_rng(9)
+    ids, word_ids = make_batch(rng, 200, max_word_len=1)  # one piece per word: budget is exact
+    out = run_mask(ids, word_ids, config(8, rate_unit="tokens"))
+    for b in range(ids.shape[0]):
+        n_tokens = int((word_ids[b] >= 0).sum())
+        assert out["masked_lm_weights"][b].sum() == min(8, max(1, int(np.round(0.15 * n_tokens))))
+    ids, word_ids = make_batch(rng, 200, max_word_len=4)
+    out = run_mask(ids, word_ids, config(8, rate_unit="tokens"))
+    for b, word, pos, labelled in _word_table(ids, word_ids, out):
+        assert all(labelled) or not any(labelled)
+    budget = np.minimum(8, np.maximum(1, np.round(0.15 * (word_ids >= 0).sum(1))))
+    assert (out["masked_lm_weights"].sum(1) <= budget).all()
+    with pytest.raises(ConfigError, match="rate_unit"):
+        config(8, rate_unit="chars")
+
+
+def test_replacements_from_vocab_are_ordinary_tokens(tmp_path):
+    tokens = ["[PAD]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<S>", "的", "是",
+              "##的", "a", "##b"]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    manifest = {"vocab_size": len(tokens), "max_predictions_per_seq": 3,
+                "special_ids": {"[PAD]": 0, "[UNK]": 2, "[CLS]": 3, "[SEP]": 4, "[MASK]": 5}}
+    cfg = DynamicMaskingConfig.from_manifest(manifest, str(vocab))
+    assert cfg.replacement_ids() == [7, 8, 10]  # 的 是 a
+    with pytest.raises(ConfigError, match="vocab_size"):
+        DynamicMaskingConfig.from_manifest(dict(manifest, vocab_size=99), str(vocab))
