@@ -1,0 +1,234 @@
+"""Parity with HuggingFace's TF1-checkpoint loaders (optional: needs torch + transformers).
+
+`check_hf_parity` loads one of our TF1 exports with `transformers`'
+`load_tf_weights_in_{bert,albert,electra,mobilebert}`, confirms that every HF parameter was
+set (each one differs from a fresh initialisation), and compares HF's outputs with our Keras
+model's on the same inputs. This is the check users of the original checkpoints care about
+("it must just work" in HF), and it pins down details a name table alone cannot (transposes,
+GELU flavour, LayerNorm epsilon, MobileBERT's extra output weights).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# HF's name for the activation each original codebase meant by "gelu" (see DESIGN numerics).
+_GELU = {"bert": "gelu_new", "tinybert": "gelu_new", "albert": "gelu_new", "electra": "gelu",
+         "mobilebert": "gelu_new"}
+
+
+@dataclass
+class ParityReport:
+    """Result of one parity check."""
+    arch: str
+    component: str
+    num_parameters: int
+    unset_parameters: list[str] = field(default_factory=list)
+    skipped_variables: list[str] = field(default_factory=list)
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def worst(self) -> float:
+        return max(self.max_abs_diff.values()) if self.max_abs_diff else float("nan")
+
+    def line(self) -> str:
+        diffs = ", ".join(f"{k} {v:.2e}" for k, v in self.max_abs_diff.items())
+        return (f"{self.arch}/{self.component}: {self.num_parameters} HF parameters, "
+                f"{len(self.unset_parameters)} unset, {len(self.skipped_variables)} TF1 variables "
+                f"skipped by HF; max |HF - ours|: {diffs}")
+
+
+def hf_config(arch: str, config, component: str = "discriminator"):
+    """The transformers config equivalent to one of our configs (every flag explicit)."""
+    import transformers as hf
+
+    d = config.to_dict()
+    act = d["hidden_act"]
+    act = _GELU[arch] if act == "gelu" else act
+    common = dict(vocab_size=d["vocab_size"], hidden_size=d["hidden_size"],
+                  num_hidden_layers=d["num_hidden_layers"], num_attention_heads=d["num_attention_heads"],
+                  intermediate_size=d["intermediate_size"], hidden_act=act,
+                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                  max_position_embeddings=d["max_position_embeddings"],
+                  type_vocab_size=d["type_vocab_size"], initializer_range=d["initializer_range"],
+                  layer_norm_eps=1e-12)
+    if arch in ("bert", "tinybert"):
+        return hf.BertConfig(**common)
+    if arch == "albert":
+        return hf.AlbertConfig(embedding_size=d["embedding_size"], num_hidden_groups=d["num_hidden_groups"],
+                               inner_group_num=d["inner_group_num"], classifier_dropout_prob=0.0, **common)
+    if arch == "electra":
+        if component == "generator":
+            g = config.generator_config().to_dict()
+            common.update(hidden_size=g["hidden_size"], num_hidden_layers=g["num_hidden_layers"],
+                          num_attention_heads=g["num_attention_heads"],
+                          intermediate_size=g["intermediate_size"])
+        return hf.ElectraConfig(embedding_size=d["embedding_size"], **common)
+    if arch == "mobilebert":
+        return hf.MobileBertConfig(
+            embedding_size=d["embedding_size"], trigram_input=d["trigram_input"],
+            use_bottleneck=d["use_bottleneck"], intra_bottleneck_size=d["intra_bottleneck_size"],
+            true_hidden_size=d["intra_bottleneck_size"] if d["use_bottleneck"] else d["hidden_size"],
+            use_bottleneck_attention=d["use_bottleneck_attention"],
+            key_query_shared_bottleneck=d["key_query_shared_bottleneck"],
+            num_feedforward_networks=d["num_feedforward_networks"],
+            normalization_type=d["normalization_type"], classifier_activation=d["classifier_activation"],
+            **common)
+    raise ValueError(f"no HF equivalent for architecture {arch!r}")
+
+
+def _hf_model(arch: str, cfg, component: str):
+    import transformers as hf
+
+    if arch in ("bert", "tinybert"):
+        return hf.BertForPreTraining(cfg), hf.load_tf_weights_in_bert
+    if arch == "albert":
+        return hf.AlbertForPreTraining(cfg), hf.load_tf_weights_in_albert
+    if arch == "electra":
+        from transformers.models.electra.modeling_electra import load_tf_weights_in_electra
+
+        model = hf.ElectraForMaskedLM(cfg) if component == "generator" else hf.ElectraForPreTraining(cfg)
+        return model, (lambda m, c, p: load_tf_weights_in_electra(
+            m, c, p, discriminator_or_generator=component))
+    if arch == "mobilebert":
+        return hf.MobileBertForPreTraining(cfg), hf.load_tf_weights_in_mobilebert
+    raise ValueError(f"no HF model for architecture {arch!r}")
+
+
+class _SkipCollector(logging.Handler):
+    """Collects the TF1 names HF's loaders report as skipped (logged, not raised)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.skipped: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if msg.startswith("Skipping ") and len(msg.split()) > 1:
+            self.skipped.append(msg.split()[1])
+
+
+def load_hf_from_tf1(arch: str, config, checkpoint_prefix: str, component: str = "discriminator"):
+    """(HF model in eval mode, HF parameters left at their fresh values, TF1 names HF skipped)."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    torch.manual_seed(0)
+    cfg = hf_config(arch, config, component)
+    model, loader = _hf_model(arch, cfg, component)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    collector = _SkipCollector()
+    root = hf_logging.get_logger("transformers")
+    old_level = root.level
+    root.addHandler(collector)
+    root.setLevel(logging.INFO)
+    quiet = [h for h in root.handlers if h is not collector]
+    levels = [h.level for h in quiet]
+    for h in quiet:  # keep HF's per-variable INFO lines off the console
+        h.setLevel(logging.WARNING)
+    printed = io.StringIO()  # the ELECTRA loader print()s its progress and its skips
+    try:
+        with contextlib.redirect_stdout(printed):
+            loader(model, cfg, checkpoint_prefix)
+    finally:
+        root.removeHandler(collector)
+        root.setLevel(old_level)
+        for h, level in zip(quiet, levels):
+            h.setLevel(level)
+    skipped = collector.skipped + [line.split()[1] for line in printed.getvalue().splitlines()
+                                   if line.startswith("Skipping ") and len(line.split()) > 1]
+    unset = [n for n, p in model.named_parameters() if torch.equal(p.detach(), before[n])]
+    model.eval()
+    return model, unset, skipped
+
+
+def _ours(model, arch: str, component: str, ids, mask, types, positions) -> dict[str, np.ndarray]:
+    inputs = {"input_ids": ids, "input_mask": mask, "segment_ids": types}
+    if arch == "electra":
+        if component == "generator":
+            out = dict(model.generator(inputs, training=False))
+            out["mlm_logits"] = model.generator_head(out["sequence_output"], positions)
+        else:
+            out = dict(model.discriminator(inputs, training=False))
+            out["rtd_logits"] = model.discriminator_head(out["sequence_output"])
+    else:
+        out = model({**inputs, "masked_lm_positions": positions}, training=False)
+    return {k: np.asarray(v) for k, v in out.items() if not isinstance(v, (list, tuple))}
+
+
+def _theirs(hf_model, arch: str, component: str, ids, mask, types, positions) -> dict[str, np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        t = {"input_ids": torch.tensor(ids, dtype=torch.long),
+             "attention_mask": torch.tensor(mask, dtype=torch.long),
+             "token_type_ids": torch.tensor(types, dtype=torch.long)}
+        out = hf_model(**t, output_hidden_states=True)
+    seq = out.hidden_states[-1].numpy()
+    res = {"sequence_output": seq}
+    idx = positions.astype(np.int64)
+    gather = lambda x: np.take_along_axis(x, idx[..., None], axis=1)  # noqa: E731
+    if arch == "electra":
+        if component == "generator":
+            res["mlm_logits"] = gather(out.logits.numpy())
+        else:
+            res["rtd_logits"] = out.logits.numpy()
+        return res
+    res["mlm_logits"] = gather(out.prediction_logits.numpy())
+    if arch != "mobilebert" or hf_model.config.classifier_activation:
+        base = getattr(hf_model, {"bert": "bert", "tinybert": "bert", "albert": "albert",
+                                  "mobilebert": "mobilebert"}[arch])
+        with torch.no_grad():
+            res["pooled_output"] = base(**t).pooler_output.numpy()
+    logits = getattr(out, "sop_logits", None)
+    if logits is None:
+        logits = getattr(out, "seq_relationship_logits", None)
+    if logits is not None:
+        res["sentence_logits"] = logits.numpy()
+    return res
+
+
+def check_hf_parity(arch: str, config, keras_model, checkpoint_prefix: str, *,
+                    component: str = "discriminator", batch: int = 2, seq: int = 16,
+                    padded: bool = True, seed: int = 0) -> ParityReport:
+    """Load `checkpoint_prefix` (our TF1 export of `keras_model`) into HF and compare outputs.
+
+    `padded=False` feeds full-length rows only: MobileBERT masks padding with -6 in the
+    original (and here) but with the dtype minimum in HF, so padded rows legitimately differ.
+    """
+    hf_model, unset, skipped = load_hf_from_tf1(arch, config, checkpoint_prefix, component)
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, config.vocab_size, size=(batch, seq)).astype(np.int32)
+    mask = np.ones((batch, seq), np.int32)
+    if padded:
+        mask[1:, seq // 2:] = 0
+        ids = ids * mask
+    types = np.zeros((batch, seq), np.int32)
+    types[:, seq // 3:] = 1
+    types *= mask
+    positions = np.stack([np.sort(rng.choice(np.arange(1, seq // 2), 3, replace=False))
+                          for _ in range(batch)]).astype(np.int32)
+    ours = _ours(keras_model, arch, component, ids, mask, types, positions)
+    theirs = _theirs(hf_model, arch, component, ids, mask, types, positions)
+    report = ParityReport(arch, component, sum(1 for _ in hf_model.parameters()), unset, skipped)
+    for k, v in theirs.items():
+        if k in ours:
+            a, b = ours[k], v
+            if k == "sequence_output" and padded:
+                keep = mask.astype(bool)  # padded positions are not defined outputs
+                a, b = a[keep], b[keep]
+            report.max_abs_diff[k] = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+    return report
+
+
+def write_reports(reports: list[ParityReport], path: str) -> None:
+    """Save reports as JSON (for the benchmark notes)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump([r.__dict__ for r in reports], f, indent=2)
+    os.chmod(path, 0o644)
