@@ -230,3 +230,43 @@ def test_truncated_training_checkpoint(bert_export, cli):
         f.truncate(os.path.getsize(path) // 3)
     assert_clean_failure(cli("export", "--model_dir", broken, "--format", "tf1", "--output", root / "o11"),
                          root / "o11", "ckpt-1")
+
+
+def test_import_hand_written_brightmart_checkpoint(tmp_path, cli):
+    """A checkpoint laid out like brightmart/albert_zh's (written here from numpy arrays by
+    name, with LAMB slots and global_step as its trainer left them) imports by layout detection."""
+    from tfcompact.interop.tf1_checkpoint import write_tf1_checkpoint
+
+    config = tiny_config("albert", layout="brightmart")
+    shapes = tf1_variable_shapes("albert", config)
+    rng = np.random.default_rng(7)
+    arrays = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
+    slots = {f"{n}/{k}": np.zeros(s, np.float32) for n, s in shapes.items() for k in ("adam_m", "adam_v")}
+    ckpt_dir = tmp_path / "albert_zh"
+    ckpt_dir.mkdir()
+    write_tf1_checkpoint(str(ckpt_dir), {**arrays, **slots, "global_step": np.int64(125000)})
+    google = config.replace(layout="google").to_dict()
+    google.pop("layout")
+    (ckpt_dir / "albert_config.json").write_text(json.dumps(google))
+    write_vocab(ckpt_dir / "vocab.txt", config.vocab_size)
+
+    code, out, err = cli("import-tf1", "--arch", "albert", "--checkpoint", ckpt_dir,
+                         "--config", ckpt_dir / "albert_config.json", "--output", tmp_path / "m")
+    assert code == 0, err
+    assert "ignored" in out
+    info = modeldir.read_model_dir(str(tmp_path / "m"))
+    assert info.config.layout == "brightmart"
+    model = modeldir.load_pretraining_model(str(tmp_path / "m"))
+    got = {v.path: v.numpy() for v in model.weights}
+    np.testing.assert_array_equal(got["bert/embeddings/word_embeddings_2"],
+                                  arrays["bert/embeddings/word_embeddings_2"])
+    np.testing.assert_array_equal(got["bert/encoder/layer_shared/intermediate/dense/kernel"],
+                                  arrays["bert/encoder/layer_shared/intermediate/dense/kernel"])
+    np.testing.assert_array_equal(got["cls/seq_relationship/output_weights"],
+                                  arrays["cls/seq_relationship/output_weights"])
+    assert len(got) == len(arrays)
+
+    code, _, err = cli("import-tf1", "--arch", "albert", "--checkpoint", ckpt_dir, "--layout", "google",
+                       "--config", ckpt_dir / "albert_config.json", "--output", tmp_path / "m2")
+    assert code == 2 and "--layout google" in err and "brightmart layout" in err
+    assert not os.path.exists(tmp_path / "m2")
