@@ -191,9 +191,7 @@ def mask_batch(
     word = np.cumsum(starts, axis=1) - 1  # word index per position (valid where maskable)
     word = np.where(maskable, word, S)  # S = "no word" slot
     rows = np.repeat(np.arange(n), S).reshape(n, S)
-    wlen = np.zeros((n, S + 1), dtype=np.int64)
-    np.add.at(wlen, (rows, word), 1)
-    wlen = wlen[:, :S]
+    wlen = np.bincount((rows * (S + 1) + word).ravel(), minlength=n * (S + 1)).reshape(n, S + 1)[:, :S]
     num_words = starts.sum(axis=1)
     budget = np.minimum(cfg.max_predictions_per_seq,
                         np.maximum(1, np.round(lengths * cfg.masked_lm_prob).astype(np.int64)))
@@ -202,13 +200,17 @@ def mask_batch(
     order = np.argsort(keys, axis=1, kind="stable")
     chosen = np.zeros((n, S + 1), dtype=bool)
     count = np.zeros(n, dtype=np.int64)
-    ar = np.arange(n)
+    live = np.flatnonzero(num_words > 0)  # rows that may still take a word
     for k in range(int(num_words.max(initial=0))):
-        w = order[:, k]
-        size = wlen[ar, w]
-        take = (k < num_words) & (count + size <= budget)
-        count += np.where(take, size, 0)
-        chosen[ar, w] = take
+        if k % 8 == 0:
+            live = live[(count[live] < budget[live]) & (k < num_words[live])]
+            if live.size == 0:
+                break
+        w = order[live, k]
+        size = wlen[live, w]
+        take = (k < num_words[live]) & (count[live] + size <= budget[live])
+        count[live] += np.where(take, size, 0)
+        chosen[live, w] = take
     action = rng.random((n, S + 1))  # one draw per word
     repl = cfg.replacement_ids[rng.integers(0, len(cfg.replacement_ids), size=(n, S))]
     pos_chosen = chosen[rows, word] & maskable

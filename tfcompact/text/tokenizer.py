@@ -27,6 +27,8 @@ import bisect
 import functools
 import hashlib
 import itertools
+import json
+import operator
 import os
 import re
 import sys
@@ -179,8 +181,38 @@ def _ranges_to_class(cps: list[int]) -> str:
     return "".join(parts)
 
 
+def _char_class_cache_path() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tfcompact", f"char-classes-v1-unicode-{unicodedata.unidata_version}.json")
+
+
 @functools.lru_cache(maxsize=1)
 def _char_classes() -> dict[str, str]:
+    """Regex class bodies for BERT's punctuation, control, space and combining-mark sets.
+
+    Scanning the Unicode database takes about 0.3 s; the result is cached on disk (keyed by
+    the Unicode version) so the converter's worker processes start faster."""
+    path = _char_class_cache_path()
+    try:
+        with open(path, encoding="utf-8") as f:
+            cached = json.load(f)
+        if set(cached) == {"punct", "control", "space", "marks", "cjk"}:
+            return cached
+    except (OSError, ValueError):
+        pass
+    classes = _scan_char_classes()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(classes, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return classes
+
+
+def _scan_char_classes() -> dict[str, str]:
     punct, control, space, marks = [], [], [], []
     ascii_punct = {cp for lo, hi in ASCII_PUNCT_RANGES for cp in range(lo, hi + 1)}
     for cp in range(sys.maxunicode + 1):
@@ -308,14 +340,15 @@ class FullTokenizer(BasicTokenizer):
         toks = self._token_re.findall(norm)
         if not toks:
             return [], []
-        cache = self._piece_cache
-        pieces = [cache.get(t) or self.wordpiece_ids(t) for t in toks]
+        pieces = list(map(self._piece_cache.get, toks))
+        if None in pieces:
+            pieces = [p if p is not None else self.wordpiece_ids(t) for p, t in zip(pieces, toks)]
         if cut is None:
             tok_new = [True] * len(toks)
         else:
             words = cut(norm)
             word_ends = list(itertools.accumulate(map(len, words)))
-            if word_ends[-1] != len(norm):  # a segmenter that dropped characters: search
+            if not word_ends or word_ends[-1] != len(norm):  # segmenter dropped characters: search
                 word_ends, pos = [], 0
                 for w in words:
                     found = norm.find(w, pos)
@@ -325,10 +358,11 @@ class FullTokenizer(BasicTokenizer):
                 tok_starts = [m.start() for m in self._token_re.finditer(norm)]
             else:  # tokens tile the string
                 tok_starts = list(itertools.accumulate(map(len, toks), initial=0))[:-1]
-            widx = [bisect.bisect_right(word_ends, s) for s in tok_starts]
-            tok_new = [True] + [x != y for x, y in zip(widx[1:], widx)]
-        if all(len(p) == 1 for p in pieces):
-            return [p[0] for p in pieces], tok_new
+            widx = list(map(functools.partial(bisect.bisect_right, word_ends), tok_starts))
+            tok_new = [True]
+            tok_new += map(operator.ne, widx[1:], widx)
+        if max(map(len, pieces)) == 1:
+            return list(map(operator.itemgetter(0), pieces)), tok_new
         ids: list[int] = []
         starts: list[bool] = []
         for p, new in zip(pieces, tok_new):
