@@ -39,9 +39,13 @@ def test_write_and_read(tmp_path):
     assert not [f for f in os.listdir(d) if f.startswith(".tmp")]
 
 
-@pytest.mark.parametrize("arch", ["bert", "electra", "mobilebert"])
-def test_load_round_trip(tmp_path, arch):
-    config = tiny_config(arch)
+@pytest.mark.parametrize(
+    "arch, overrides",
+    [("bert", {}), ("electra", {}), ("mobilebert", {}),  # MobileBERT: 3 stacked FFNs per layer
+     ("albert", dict(num_hidden_groups=2, inner_group_num=2)), ("tinybert", {})],
+)
+def test_load_round_trip(tmp_path, arch, overrides):
+    config = tiny_config(arch, **overrides)
     model = build_pretraining_model(arch, config)
     for v in model.trainable_variables:  # values a fresh model would not have
         v.assign(np.full(v.shape, 0.5, dtype=v.dtype))

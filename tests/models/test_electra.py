@@ -151,6 +151,9 @@ def test_scatter_positions():
     expected = ids.copy()
     expected[0, 1], expected[0, 3], expected[1, 5] = 100, 101, 102
     np.testing.assert_array_equal(got, expected)
+    # A repeated position still writes one of the given ids (never a sum of them).
+    got = np.asarray(scatter_positions(ids, np.array([[2, 2], [1, 1]], "int32"), updates))
+    assert got[0, 2] in (100, 101) and got[1, 1] in (102, 103)
 
 
 def test_padding_does_not_change_real_positions():

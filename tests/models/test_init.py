@@ -60,3 +60,19 @@ def test_pretraining_model_ignores_extra_batch_keys():
     reordered = dict(reversed(list(batch.items())))
     a, b = model(batch), model(reordered)
     np.testing.assert_array_equal(np.asarray(a["mlm_logits"]), np.asarray(b["mlm_logits"]))
+
+
+@pytest.mark.parametrize(
+    "arch, overrides",
+    [("bert", {}), ("tinybert", {}), ("albert", dict(num_hidden_groups=2, inner_group_num=2)),
+     ("albert", dict(layout="brightmart")), ("electra", {}), ("mobilebert", {}), ("ibbert_teacher", {})],
+)
+def test_checkpoint_holds_every_variable(tmp_path, arch, overrides):
+    # tf.train.Checkpoint follows attributes, not Keras layer lists: every variable must be reachable.
+    import tensorflow as tf
+
+    from tfcompact.modeldir import checkpoint_model_variable_count
+
+    model = build_pretraining_model(arch, tiny_config(arch, **overrides))
+    prefix = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    assert checkpoint_model_variable_count(prefix) == len({id(v) for v in model.weights})

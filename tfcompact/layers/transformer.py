@@ -104,11 +104,12 @@ class TransformerBlock(keras.layers.Layer):
         self.attention = SelfAttention(
             num_heads, hidden_size // num_heads, attention_dropout, initializer_range, name="self"
         )
+        # Attribute order = variable order = the TF1 checkpoint order of reference/tf1_names.md.
+        names = _NORM_NAMES[naming]
         self.attention_output = dense(hidden_size, "dense", initializer_range)
+        self.first_norm = LayerNorm(name=names["first"])
         self.intermediate = dense(intermediate_size, "dense", initializer_range)
         self.output_dense = dense(hidden_size, "dense", initializer_range)
-        names = _NORM_NAMES[naming]
-        self.first_norm = LayerNorm(name=names["first"])
         self.second_norm = LayerNorm(name=names["second"])
         self.dropout = dropout(hidden_dropout)
 
@@ -116,19 +117,12 @@ class TransformerBlock(keras.layers.Layer):
         scopes = _SCOPES[self.naming]
         h = (None, None, self.hidden_size)
         pre = self.norm_position == "pre"
-        # Creation order follows the TF1 graph: attention, its output, norm, FFN, norm.
-        if pre:
-            build_in_scope(scopes["pre_attention_norm"], self.first_norm, h)
         build_in_scope(scopes["attention"], self.attention, input_shape)
         build_in_scope(scopes["attention_output"], self.attention_output, h)
-        if pre:
-            build_in_scope(scopes["pre_ffn_norm"], self.second_norm, h)
-        else:
-            build_in_scope(scopes["attention_norm"], self.first_norm, h)
+        build_in_scope(scopes["pre_attention_norm" if pre else "attention_norm"], self.first_norm, h)
         build_in_scope(scopes["intermediate"], self.intermediate, h)
         build_in_scope(scopes["output"], self.output_dense, (None, None, self.intermediate_size))
-        if not pre:
-            build_in_scope(scopes["output_norm"], self.second_norm, h)
+        build_in_scope(scopes["pre_ffn_norm" if pre else "output_norm"], self.second_norm, h)
 
     def call(self, x, input_mask=None, training=None):
         if self.norm_position == "pre":
@@ -174,12 +168,14 @@ class AlbertGroup(keras.layers.Layer):
         self.inner_group_num = inner_group_num
         self.block_kwargs = dict(block_kwargs or {})
         self.block_kwargs.setdefault("naming", "albert")
-        self.blocks = [
-            TransformerBlock(name=f"inner_group_{k}", **self.block_kwargs) for k in range(inner_group_num)
-        ]
-        # Keras 3 (TF backend) does not checkpoint layers held only in a list: name each one.
-        for k, block in enumerate(self.blocks):
-            setattr(self, f"inner_group_{k}", block)
+        # One attribute per block: tf.train.Checkpoint does not follow Keras 3 layer lists.
+        for k in range(inner_group_num):
+            setattr(self, f"inner_group_{k}", TransformerBlock(name=f"inner_group_{k}", **self.block_kwargs))
+
+    @property
+    def blocks(self) -> list:
+        """The inner-group blocks, in order."""
+        return [getattr(self, f"inner_group_{k}") for k in range(self.inner_group_num)]
 
     def build(self, input_shape):
         for block in self.blocks:
@@ -196,6 +192,52 @@ class AlbertGroup(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "inner_group_num": self.inner_group_num, "block_kwargs": self.block_kwargs}
+
+
+@keras.saving.register_keras_serializable(package="tfcompact")
+class StackedFFN(keras.layers.Layer):
+    """One of MobileBERT's extra feed-forward nets ``ffn_layer_{j}``: norm(a + W₂·act(W₁·a)), no dropout."""
+
+    def __init__(
+        self,
+        width: int,
+        intermediate_size: int,
+        hidden_act: str = "relu",
+        normalization_type: str = "no_norm",
+        initializer_range: float = 0.02,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.width = width
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.normalization_type = normalization_type
+        self.initializer_range = initializer_range
+        self._act = get_activation(hidden_act, exact_gelu=False)
+        self.intermediate = dense(intermediate_size, "dense", initializer_range)
+        self.output_dense = dense(width, "dense", initializer_range)
+        self.norm = make_norm(normalization_type)
+
+    def build(self, input_shape):
+        build_in_scope(("intermediate",), self.intermediate, (None, None, self.width))
+        build_in_scope(("output",), self.output_dense, (None, None, self.intermediate_size))
+        build_in_scope(("output",), self.norm, (None, None, self.width))
+
+    def call(self, a):
+        return self.norm(a + self.output_dense(self._act(self.intermediate(a))))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "width": self.width,
+            "intermediate_size": self.intermediate_size,
+            "hidden_act": self.hidden_act,
+            "normalization_type": self.normalization_type,
+            "initializer_range": self.initializer_range,
+        }
 
 
 @keras.saving.register_keras_serializable(package="tfcompact")
@@ -264,14 +306,9 @@ class MobileBertBlock(keras.layers.Layer):
         self.attention = SelfAttention(num_heads, B // num_heads, attention_dropout, r, mask_style=mask_style, name="self")
         self.attention_output = dense(B, "dense", r)
         self.attention_norm = make_norm(normalization_type)
-        self.ffn_intermediate = [dense(I, "dense", r) for _ in range(num_feedforward_networks - 1)]
-        self.ffn_output = [dense(B, "dense", r) for _ in range(num_feedforward_networks - 1)]
-        self.ffn_norm = [make_norm(normalization_type) for _ in range(num_feedforward_networks - 1)]
-        # Keras 3 (TF backend) does not checkpoint layers held only in a list: name each one.
+        # One attribute per FFN: tf.train.Checkpoint does not follow Keras 3 layer lists.
         for j in range(num_feedforward_networks - 1):
-            setattr(self, f"ffn_layer_{j}_intermediate", self.ffn_intermediate[j])
-            setattr(self, f"ffn_layer_{j}_output", self.ffn_output[j])
-            setattr(self, f"ffn_layer_{j}_norm", self.ffn_norm[j])
+            setattr(self, f"ffn_layer_{j}", StackedFFN(B, I, hidden_act, normalization_type, r, name=f"ffn_layer_{j}"))
         self.intermediate = dense(I, "dense", r)
         self.output_dense = dense(B, "dense", r)
         self.output_norm = make_norm(normalization_type)
@@ -279,6 +316,11 @@ class MobileBertBlock(keras.layers.Layer):
             self.output_bottleneck = dense(hidden_size, "dense", r)
             self.output_bottleneck_norm = make_norm(normalization_type)
         self.dropout = dropout(hidden_dropout)
+
+    @property
+    def ffn_layers(self) -> list:
+        """The F − 1 extra feed-forward nets, in order."""
+        return [getattr(self, f"ffn_layer_{j}") for j in range(self.num_feedforward_networks - 1)]
 
     def build(self, input_shape):
         H, B, I = self.hidden_size, self.inner_size, self.intermediate_size
@@ -298,10 +340,8 @@ class MobileBertBlock(keras.layers.Layer):
                 self.attention.build(h, h)
         build_in_scope(("attention", "output"), self.attention_output, b)
         build_in_scope(("attention", "output"), self.attention_norm, b)
-        for j in range(self.num_feedforward_networks - 1):
-            build_in_scope((f"ffn_layer_{j}", "intermediate"), self.ffn_intermediate[j], b)
-            build_in_scope((f"ffn_layer_{j}", "output"), self.ffn_output[j], i)
-            build_in_scope((f"ffn_layer_{j}", "output"), self.ffn_norm[j], b)
+        for ffn in self.ffn_layers:
+            ffn.build(b)
         build_in_scope(("intermediate",), self.intermediate, b)
         build_in_scope(("output",), self.output_dense, i)
         build_in_scope(("output",), self.output_norm, b)
@@ -325,8 +365,8 @@ class MobileBertBlock(keras.layers.Layer):
         if not self.use_bottleneck:
             a = self.dropout(a, training=training)
         a = self.attention_norm(a + layer_input)
-        for inter, out, norm in zip(self.ffn_intermediate, self.ffn_output, self.ffn_norm):
-            a = norm(a + out(self._act(inter(a))))
+        for ffn in self.ffn_layers:
+            a = ffn(a)
         f = self.output_dense(self._act(self.intermediate(a)))
         if not self.use_bottleneck:
             return self.output_norm(self.dropout(f, training=training) + a), logits

@@ -76,12 +76,16 @@ def build_electra_backbone(
 
 
 def scatter_positions(ids, positions, updates):
-    """ids [B, S] with ids[b, positions[b, p]] = updates[b, p]; position 0 (padding) is never written."""
+    """ids [B, S] with ids[b, positions[b, p]] = updates[b, p]; position 0 (padding) is never written.
+
+    Dense one-hot form (static shapes, XLA-friendly). A position listed twice keeps the larger
+    update, so the result is always one of the given ids.
+    """
     seq_len = ops.shape(ids)[1]
-    onehot = gather_indices_mask(positions, seq_len)  # [B, P, S]
-    written = ops.sum(onehot, axis=1) > 0
-    values = ops.einsum("bps,bp->bs", onehot, ops.cast(updates, "float32"))
-    return ops.where(written, ops.cast(ops.round(values), "int32"), ops.cast(ids, "int32"))
+    onehot = ops.cast(gather_indices_mask(positions, seq_len), "int32")  # [B, P, S]
+    written = ops.max(onehot, axis=1) > 0
+    values = ops.max(onehot * ops.expand_dims(ops.cast(updates, "int32"), -1), axis=1)
+    return ops.where(written, values, ops.cast(ids, "int32"))
 
 
 @keras.saving.register_keras_serializable(package="tfcompact")
