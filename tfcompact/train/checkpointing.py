@@ -81,11 +81,12 @@ def warm_start(model, init_checkpoint: str) -> str:
         raise CheckpointError(f"init_checkpoint {path}: expected a tfcompact model directory "
                               f"(with {modeldir.CONFIG_FILE}) or a checkpoint prefix in one; for a "
                               f"released TF1 checkpoint run `tfcompact import-tf1` first")
-    names = {n for n, _ in tf.train.list_variables(prefix)}
-    if not any(n.startswith("model/") for n in names):
+    try:
+        modeldir.checkpoint_model_variable_count(prefix, "model")
+    except CheckpointError:
         raise CheckpointError(f"init_checkpoint {prefix}: not a tfcompact training checkpoint "
                               f"(no 'model' object); import TF1 checkpoints with "
-                              f"`tfcompact import-tf1`")
+                              f"`tfcompact import-tf1`") from None
     try:
         status = tf.train.Checkpoint(model=model).restore(prefix)
         status.expect_partial()  # heads the source lacks (e.g. a new SOP head) stay initialised
