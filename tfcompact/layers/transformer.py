@@ -19,7 +19,8 @@ from tfcompact.layers.core import dense, dropout
 from tfcompact.layers.norms import LayerNorm, make_norm
 
 # Where each sub-layer of a BERT-style block lives, per naming scheme (TF1 scopes, relative
-# to the block). "pre_attention_norm" / "pre_ffn_norm" are used only by the pre-LN variant.
+# to the block). "pre_attention_norm" / "pre_ffn_norm" are used only by the pre-LN variant;
+# brightmart's modeling_preln.py keeps the same two LayerNorm scopes as its post-LN code.
 _SCOPES = {
     "bert": {
         "attention": ("attention",),
@@ -62,7 +63,7 @@ class TransformerBlock(keras.layers.Layer):
 
     ``norm_position="post"`` (BERT, ALBERT): y = LN(x + Drop(Attn(x)));  z = LN(y + Drop(FFN(y))).
     ``norm_position="pre"`` (brightmart ALBERT ``ln_type: preln``):
-    y = x + Drop(Attn(LN(x)));  z = y + Drop(FFN(LN(y))).
+    y = x + Drop(Attn(LN(x)));  z = y + Drop(FFN(LN(y)))  (no final norm, as in brightmart).
     ``naming`` picks the TF1 scopes: ``"bert"`` (attention/self, intermediate, output) or
     ``"albert"`` (attention_1, ffn_1/intermediate[/output], LayerNorm, LayerNorm_1).
     """
