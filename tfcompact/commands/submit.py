@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local directory for the wheel and the resolved experiment YAML")
     parser.add_argument("--source_dir", default=".",
                         help="source checkout of tfcompact to build the wheel from")
+    parser.add_argument("--skip_data_check", action="store_true",
+                        help="submit even if the data manifests cannot be read from this machine")
     parser.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
 
 
@@ -39,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
                       accelerator_type=args.accelerator_type or exp.tpu.accelerator_type,
                       runtime_version=args.runtime_version or exp.tpu.runtime_version,
                       delete_on_finish=args.delete_on_finish, staging_dir=args.staging_dir,
-                      source_dir=args.source_dir)
+                      source_dir=args.source_dir, skip_data_check=args.skip_data_check)
     return submit(exp, spec, dry_run=args.dry_run)

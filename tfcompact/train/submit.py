@@ -44,6 +44,8 @@ class SubmitSpec:
     runtime_version: str
     delete_on_finish: bool = False
     staging_dir: str = "tfcompact_submit"
+    # The submitting machine may lack read access to the bucket (the TPU VM has its own).
+    skip_data_check: bool = False
     source_dir: str = "."
     python: str = sys.executable or "python3"
 
@@ -102,10 +104,19 @@ def tpu_preflight(exp: Experiment, spec: SubmitSpec, *, require_data: bool,
         manifests = {"data.train": read_data_manifest(exp.data.train, "data.train")}
         if exp.data.eval and exp.train.eval_steps:
             manifests["data.eval"] = read_data_manifest(exp.data.eval, "data.eval")
-    except Exception as e:  # gs:// without credentials raises several TF error types
-        if require_data or not isinstance(e, (DataError, OSError)) and not _is_tf_error(e):
+    except DataError as e:
+        if require_data:
             raise
         log(f"note: data manifests not checked from here ({str(e).splitlines()[0]})")
+        return
+    except Exception as e:  # gs:// without credentials raises TF OpErrors
+        if not _is_tf_error(e):
+            raise
+        first = str(e).strip().splitlines()[0]
+        if require_data:
+            raise DataError(f"data.train {exp.data.train}: cannot read the manifest from here "
+                            f"({first}); check access or pass --skip_data_check") from None
+        log(f"note: data manifests not checked from here ({first})")
         return
     _, config, _, _ = resolve_model_config(exp.model, manifests["data.train"], exp.source)
     check_data(exp, placement, config, manifests)
@@ -121,7 +132,7 @@ def submit(exp: Experiment, spec: SubmitSpec, *, dry_run: bool,
            run: Callable[[Sequence[str]], int] | None = None,
            log: Callable[[str], None] = print) -> int:
     """Preflight, then print (dry run) or run the commands; the exit status."""
-    tpu_preflight(exp, spec, require_data=not dry_run, log=log)
+    tpu_preflight(exp, spec, require_data=not (dry_run or spec.skip_data_check), log=log)
     commands = build_commands(exp, spec)
     if dry_run:
         log(f"# experiment written to {os.path.join(spec.staging_dir, (exp.name or 'experiment') + '.yaml')} "
