@@ -249,3 +249,33 @@ def test_shard_deleted_after_listing(tmp_path):
     os.remove(tmp_path / "data-00001-of-00002.tfrecord")
     with pytest.raises(DataError, match="data-00001-of-00002.tfrecord"):
         readers.pretraining_dataset(str(tmp_path), 2, is_training=True)
+
+
+def test_reads_create_data_unmasked_output(tmp_path):
+    """The converter's unmasked output through the reader: whole words, plain-id labels."""
+    from pipelines.create_data import ConvertConfig, run_conversion
+    from tests.text.data_fixtures import bert_vocab_path, peoples_daily_text
+
+    text = peoples_daily_text(tmp_path, 20_000)
+    out = str(tmp_path / "data")
+    run_conversion(ConvertConfig(inputs=[text], vocab_path=bert_vocab_path(), output_dir=out,
+                                 max_seq_length=64, max_predictions_per_seq=10, masking="none",
+                                 pair_task="sop", dupe_factor=1, num_shards=2), progress=False)
+    manifest = readers.read_manifest(out)
+    assert manifest["schema"] == "unmasked"
+    masked = take(readers.pretraining_dataset(out, 8, is_training=False), 3)
+    files = [os.path.join(out, s["file"]) for s in manifest["shards"]]
+    raw = tf.io.parse_example(next(iter(tf.data.TFRecordDataset(files).batch(24))),
+                              readers.feature_spec(manifest))
+    ids, word_ids = raw["input_ids"].numpy(), raw["word_ids"].numpy()
+    for i, batch in enumerate(masked):
+        for row in range(8):
+            r = i * 8 + row
+            w = batch["masked_lm_weights"][row] > 0
+            pos = batch["masked_lm_positions"][row][w]
+            assert len(pos) >= 1 and (word_ids[r, pos] >= 0).all()
+            np.testing.assert_array_equal(batch["masked_lm_ids"][row][w], ids[r, pos])
+            for word in np.unique(word_ids[r, pos]):  # every piece of a chosen word labelled
+                assert set(np.nonzero(word_ids[r] == word)[0]) <= set(pos.tolist())
+            changed = np.nonzero(batch["input_ids"][row] != ids[r])[0]
+            assert set(changed.tolist()) <= set(pos.tolist())
