@@ -179,12 +179,15 @@ def greedy_in_order(lengths: tf.Tensor, num_to_select: tf.Tensor,
     capacity = tf.broadcast_to(tf.cast(max_pieces, tf.int32), tf.shape(num_to_select))
     room = num_to_select
     after_cursor = tf.ones_like(exists)
+    count_base = 1 << max(1, int(width).bit_length())  # > any running count of V words
     for _ in range(_SELECTION_PASSES):
         cand = (exists & after_cursor & (lengths <= capacity[:, None]) & (room[:, None] > 0))
         cand_int = tf.cast(cand, tf.int32)
         cand_len = lengths * cand_int
-        cum_len = tf.cumsum(cand_len, axis=1)
-        cum_cnt = tf.cumsum(cand_int, axis=1)
+        # One scan for both running sums: count in the low bits, pieces above them.
+        packed = tf.cumsum(cand_len * count_base + cand_int, axis=1)
+        cum_len = packed // count_base
+        cum_cnt = packed % count_base
         take = cand & (cum_len <= capacity[:, None]) & (cum_cnt <= room[:, None])
         take_int = tf.cast(take, tf.int32)
         chosen = chosen | take
