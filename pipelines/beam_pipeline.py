@@ -332,15 +332,26 @@ class WriteManifest(beam.DoFn):
             with open(os.path.join(local, writer.MANIFEST_NAME), "rb") as f:
                 data = f.read()
         _write_atomically(_join(self.plan.cfg.output_dir, writer.MANIFEST_NAME), [data])
-        if FileSystems.exists(self.tmp_dir):
-            FileSystems.delete([self.tmp_dir])
+        _delete_tree(self.tmp_dir)
         yield manifest
 
 
-def build_pipeline(pipeline: beam.Pipeline, plan: Plan) -> beam.PCollection:
-    """Adds the conversion to `pipeline`; returns the PCollection holding the manifest."""
+def _delete_tree(directory: str) -> None:
+    """Remove the part files (object stores have no directories; local ones are removed)."""
+    if _is_remote(directory):
+        found = FileSystems.match([_join(directory, "*")])[0].metadata_list
+        if found:
+            FileSystems.delete([m.path for m in found])
+    elif os.path.isdir(directory):
+        shutil.rmtree(directory)
+
+
+def build_pipeline(pipeline: beam.Pipeline, plan: Plan,
+                   tmp_dir: Optional[str] = None) -> beam.PCollection:
+    """Adds the conversion to `pipeline`; returns the PCollection holding the manifest.
+    Part files go to `tmp_dir` (default: a new hidden directory in the output directory)."""
     cfg = plan.cfg
-    tmp_dir = _join(cfg.output_dir, TMP_PREFIX + uuid.uuid4().hex[:12])
+    tmp_dir = tmp_dir or _join(cfg.output_dir, TMP_PREFIX + uuid.uuid4().hex[:12])
     tasks = pipeline | "Shards" >> beam.Create(list(enumerate(plan.shards)))
     encoded = (
         tasks
@@ -386,8 +397,19 @@ def run_beam_conversion(cfg: create_data.ConvertConfig,
     check_output_dir(cfg.output_dir)
     plan = plan_conversion(cfg)
     options = options or PipelineOptions(["--runner=DirectRunner"])
-    with beam.Pipeline(options=options) as p:
-        build_pipeline(p, plan)
+    tmp_dir = _join(cfg.output_dir, TMP_PREFIX + uuid.uuid4().hex[:12])
+    try:
+        with beam.Pipeline(options=options) as p:
+            build_pipeline(p, plan, tmp_dir)
+    except BaseException:
+        # The directory was empty before: leave it empty again (no manifest was written).
+        _delete_tree(tmp_dir)
+        written = [_join(cfg.output_dir, writer.shard_name(k, plan.num_shards))
+                   for k in range(plan.num_shards)]
+        written = [w for w in written if FileSystems.exists(w)]
+        if written:
+            FileSystems.delete(written)
+        raise
     path = _join(cfg.output_dir, writer.MANIFEST_NAME)
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         return json.loads(f.read().decode("utf-8"))

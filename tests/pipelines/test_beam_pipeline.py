@@ -84,3 +84,22 @@ def test_more_shards_than_documents_and_cli(tmp_path):
 def create_default_window():
     from pipelines.create_data import DEFAULT_WINDOW_CHARS
     return DEFAULT_WINDOW_CHARS
+
+
+def test_invalid_utf8_fails_cleanly_then_skip_matches_local(tmp_path, capsys):
+    text = tmp_path / "bad.txt"
+    text.write_bytes("第一句。\n".encode() + b"\xff\xfe\n" + "\n第二篇文章。\n".encode())
+    out = tmp_path / "beam"
+    args = ["--input", str(text), "--vocab", bert_vocab_path(), "--output_dir", str(out),
+            "--num_shards", "2", "--dupe_factor", "1", "--max_seq_length", "32",
+            "--max_predictions_per_seq", "5", "--masking", "token", "--pair_task", "none"]
+    assert beam_pipeline.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "bad.txt: invalid UTF-8 at byte offset 13" in err
+    assert os.listdir(out) == []  # nothing half-written; the same directory can be reused
+    assert beam_pipeline.main(args + ["--errors", "skip"]) == 0
+    run_conversion(_cfg([str(text)], tmp_path / "local", num_shards=2, dupe_factor=1,
+                        max_seq_length=32, max_predictions_per_seq=5, masking="token",
+                        pair_task="none", seed=12345, errors="skip",
+                        window_chars=create_default_window()), progress=False)
+    assert _output(out) == _output(tmp_path / "local")
