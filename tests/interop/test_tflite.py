@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import make_model_dir
-from tfcompact.interop.tflite import check_tflite, convert_savedmodel_to_tflite
+from tfcompact.interop.tflite import check_tflite, convert_savedmodel_to_tflite, load_tflite_runner
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,7 @@ def exported(tmp_path_factory):
 def test_fp32_matches_savedmodel(exported, cli):
     root, d, config, model, out = exported
     assert sorted(os.listdir(out)) == ["encoder", "model.tflite"]
-    interpreter = tf.lite.Interpreter(model_path=str(out / "model.tflite"))
-    runner = interpreter.get_signature_runner("serving_default")
+    _, runner = load_tflite_runner(str(out / "model.tflite"))
     shapes = {k: tuple(v["shape"]) for k, v in runner.get_input_details().items()}
     assert shapes == {"input_word_ids": (1, 24), "input_mask": (1, 24), "input_type_ids": (1, 24),
                       "masked_lm_positions": (1, 4)}

@@ -243,7 +243,8 @@ def optimizer_slots_as_tf1(model, table: list[NameEntry], prefix: str) -> dict[s
     reader = tf.train.load_checkpoint(prefix)
     by_suffix: dict[str, str] = {}
     for name, key in full.items():
-        by_suffix[name.split("/", 1)[-1]] = key
+        # "<optimizer>[/<inner optimizer>]/<path with _>_<slot>": the last component names the slot
+        by_suffix[name.rsplit("/", 1)[-1]] = key
     variables = model_variables(model)
     out: dict[str, np.ndarray] = {}
     missing: list[str] = []
