@@ -262,7 +262,12 @@ def optimizer_slots_as_tf1(model, table: list[NameEntry], prefix: str) -> dict[s
         raise CheckpointError(
             f"{prefix}: no optimizer slots for {len(missing)} variables (e.g. {', '.join(missing[:4])}); "
             "was this checkpoint written by `tfcompact pretrain` with an Adam/LAMB optimizer?")
-    step_key = next((k for n, k in full.items() if n.endswith("/iteration") or n == "iteration"), None)
+    # The trainer's global step (tf.train.Checkpoint(..., step=...)) when present; else the
+    # optimizer's iteration counter (equal to it without gradient accumulation).
+    keys = set(full.values())
+    step_key = "step/.ATTRIBUTES/VARIABLE_VALUE" if "step/.ATTRIBUTES/VARIABLE_VALUE" in keys else None
+    step_key = step_key or next((k for n, k in full.items() if n.endswith("/iteration") or n == "iteration"),
+                                None)
     if step_key is None:
         raise CheckpointError(f"{prefix}: no optimizer iteration counter to write as global_step")
     out["global_step"] = np.asarray(reader.get_tensor(step_key)).astype(np.int64)
