@@ -410,8 +410,8 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
                 steady_time += dt
                 steady_steps += done
             metrics["examples_per_second"] = done * B / dt if dt > 0 else 0.0
-            per_step = steady_time / steady_steps if steady_steps else dt / max(done, 1)
-            eta = per_step * (total - step)
+            # The first loop includes tracing/compilation: no ETA until a steady loop ran.
+            eta = steady_time / steady_steps * (total - step) if steady_steps else float("nan")
             history.append({"step": step, **metrics})
             summarize("train", step, metrics)
             log(f"step {step}/{total} | {format_metrics(metrics)} | lr {metrics['learning_rate']:.3g}"

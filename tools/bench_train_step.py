@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Pretraining step time on this machine: tfcompact's loop vs HuggingFace transformers (PyTorch).
+
+For each preset (tiny, small and base sizes of every architecture) at batch 32, length 128,
+20 masked predictions: one full optimizer step (forward, backward, LAMB/AdamW update) of the
+tfcompact training loop, and, when torch + transformers are installed (the `interop` extra),
+the same configuration as a HuggingFace `*ForPreTraining` model with torch.optim.AdamW in the
+same run. Printed per row: step time, examples/s, HF step time and the ratio ours/HF (TARGETS:
+<= 0.5), model FLOPs per step (3 x the forward pass, counted by TensorFlow's profiler on our
+graph) and the utilisation of an fp32 matmul peak (default 230 GFLOP/s, TARGETS: >= 50 % for
+base sizes). Inputs are synthetic (the reader has its own benchmark, tools/bench_reader.py).
+
+    python tools/bench_train_step.py                 # every row
+    python tools/bench_train_step.py --only albert_tiny_zh --steps 10 --jit
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+# (row label, preset, size class); base sizes run fewer steps.
+ROWS = [
+    ("albert tiny", "albert_tiny_zh", "tiny"),
+    ("albert small", "albert_small_zh", "small"),
+    ("albert base", "albert_base_zh", "base"),
+    ("tinybert 4L-312", "tinybert_4l_312_zh", "tiny"),
+    ("tinybert 6L-768", "tinybert_6l_768_zh", "small"),
+    ("bert base", "bert_base_zh", "base"),
+    ("electra small", "electra_small_zh", "small"),
+    ("electra base", "electra_base_zh", "base"),
+    ("mobilebert base-f2", "mobilebert_base_f2_zh", "small"),
+    ("mobilebert base-f4", "mobilebert_base_f4_zh", "base"),
+]
+STEPS = {"tiny": 10, "small": 5, "base": 2}
+
+
+def synthetic_batch(vocab_size: int, batch: int, seq: int, preds: int, seed: int = 0) -> dict:
+    """Full-length sequences with `preds` masked positions each, as the readers produce them."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1000, vocab_size, size=(batch, seq)).astype(np.int32)
+    ids[:, 0] = 101
+    ids[:, -1] = 102
+    positions = np.sort(np.stack([rng.choice(np.arange(1, seq - 1), preds, replace=False)
+                                  for _ in range(batch)]), axis=1).astype(np.int32)
+    labels = np.take_along_axis(ids, positions, 1).astype(np.int32)
+    masked = ids.copy()
+    np.put_along_axis(masked, positions, 103, 1)
+    segments = np.zeros_like(ids)
+    segments[:, seq // 2:] = 1
+    return {"input_ids": masked, "input_mask": np.ones_like(ids), "segment_ids": segments,
+            "masked_lm_positions": positions, "masked_lm_ids": labels,
+            "masked_lm_weights": np.ones((batch, preds), np.float32),
+            "next_sentence_labels": rng.integers(0, 2, size=(batch,)).astype(np.int32)}
+
+
+def forward_flops(model, batch: dict) -> float:
+    """FLOPs of one forward pass (training=True) counted by the TF profiler on the graph."""
+    import tensorflow as tf
+    from tensorflow.python.profiler import model_analyzer, option_builder
+
+    from tfcompact.train.loop import call_model, input_keys
+
+    keys = input_keys(model)
+    spec = {k: tf.TensorSpec(v.shape, v.dtype) for k, v in batch.items()}
+    concrete = tf.function(lambda b: call_model(model, b, False, keys)).get_concrete_function(spec)
+    opts = option_builder.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    info = model_analyzer.profile(concrete.graph, options=opts)
+    return float(info.total_float_ops)
+
+
+def bench_ours(preset: str, batch: dict, steps: int, jit: bool) -> dict:
+    import tensorflow as tf
+
+    from tfcompact.configs import get_preset
+    from tfcompact.models import build_pretraining_model
+    from tfcompact.optim import create_optimizer
+    from tfcompact.train.loop import TrainLoop
+    from tfcompact.train.pretrain import pretraining_loss_fn
+
+    p = get_preset(preset)
+    tf.keras.utils.set_random_seed(0)
+    model = build_pretraining_model(preset, seed=0)
+    name = "adamw" if p.arch == "electra" else "lamb"
+    opt = create_optimizer(name, 1e-4, 0, 1000)
+    ds = tf.data.Dataset.from_tensors({k: tf.constant(v) for k, v in batch.items()}).repeat()
+    strategy = tf.distribute.get_strategy()
+    loop = TrainLoop(strategy, model, opt, pretraining_loss_fn(p.arch), ds.element_spec, seed=0,
+                     jit_compile=jit, loss_is_replica_share=True)
+    it = iter(strategy.distribute_datasets_from_function(lambda ctx: ds))
+    t0 = time.perf_counter()
+    loop.train(it, 1)  # trace + compile + first step
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    metrics = loop.train(it, steps)
+    dt = (time.perf_counter() - t0) / steps
+    flops = 3.0 * forward_flops(model, batch)
+    return {"step_s": dt, "first_call_s": warm, "flops": flops, "loss": metrics["loss"],
+            "params": int(sum(np.prod(v.shape) for v in model.trainable_variables))}
+
+
+def _hf_config(arch: str, config):
+    import transformers as T
+
+    common = dict(vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+                  num_hidden_layers=config.num_hidden_layers,
+                  num_attention_heads=config.num_attention_heads,
+                  intermediate_size=config.intermediate_size,
+                  hidden_dropout_prob=config.hidden_dropout_prob,
+                  attention_probs_dropout_prob=config.attention_probs_dropout_prob,
+                  max_position_embeddings=config.max_position_embeddings,
+                  type_vocab_size=config.type_vocab_size)
+    if arch == "albert":
+        return T.AlbertConfig(embedding_size=config.embedding_size, hidden_act="gelu_new",
+                              num_hidden_groups=config.num_hidden_groups,
+                              inner_group_num=config.inner_group_num, **common)
+    if arch in ("bert", "tinybert"):
+        return T.BertConfig(hidden_act="gelu", **common)
+    if arch == "electra":
+        return T.ElectraConfig(embedding_size=config.embedding_size, hidden_act="gelu", **common)
+    return T.MobileBertConfig(embedding_size=config.embedding_size,
+                              true_hidden_size=config.intra_bottleneck_size,
+                              intra_bottleneck_size=config.intra_bottleneck_size,
+                              use_bottleneck_attention=config.use_bottleneck_attention,
+                              key_query_shared_bottleneck=config.key_query_shared_bottleneck,
+                              num_feedforward_networks=config.num_feedforward_networks,
+                              normalization_type=config.normalization_type,
+                              trigram_input=config.trigram_input,
+                              hidden_act=config.hidden_act, **common)
+
+
+def bench_hf(preset: str, batch: dict, steps: int) -> dict | None:
+    """The same configuration in HuggingFace transformers (None when not installed)."""
+    try:
+        import torch
+        import transformers as T
+    except ImportError:
+        return None
+    from tfcompact.configs import get_preset
+
+    p = get_preset(preset)
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    hf_config = _hf_config(p.arch, p.config)
+    ids = torch.tensor(batch["input_ids"], dtype=torch.long)
+    mask = torch.tensor(batch["input_mask"], dtype=torch.long)
+    segments = torch.tensor(batch["segment_ids"], dtype=torch.long)
+    labels = torch.full_like(ids, -100)
+    labels.scatter_(1, torch.tensor(batch["masked_lm_positions"], dtype=torch.long),
+                    torch.tensor(batch["masked_lm_ids"], dtype=torch.long))
+    sentence = torch.tensor(batch["next_sentence_labels"], dtype=torch.long)
+    if p.arch == "electra":
+        gen_cfg = p.config.generator_config()
+        generator = T.ElectraForMaskedLM(_hf_config("electra", gen_cfg))
+        discriminator = T.ElectraForPreTraining(hf_config)
+        params = list(generator.parameters()) + list(discriminator.parameters())
+        rtd = (torch.rand(ids.shape) < 0.15).long()
+
+        def loss_fn():
+            g = generator(input_ids=ids, attention_mask=mask, token_type_ids=segments,
+                          labels=labels).loss
+            d = discriminator(input_ids=ids, attention_mask=mask, token_type_ids=segments,
+                              labels=rtd).loss
+            return g + 50.0 * d
+    else:
+        cls = {"albert": T.AlbertForPreTraining, "bert": T.BertForPreTraining,
+               "tinybert": T.BertForPreTraining, "mobilebert": T.MobileBertForPreTraining}[p.arch]
+        model = cls(hf_config)
+        params = list(model.parameters())
+        key = "sentence_order_label" if p.arch == "albert" else "next_sentence_label"
+
+        def loss_fn():
+            return model(input_ids=ids, attention_mask=mask, token_type_ids=segments,
+                         labels=labels, **{key: sentence}).loss
+    opt = torch.optim.AdamW(params, lr=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return float(loss.detach())
+
+    step()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return {"step_s": (time.perf_counter() - t0) / steps,
+            "version": f"torch {torch.__version__}, transformers {T.__version__}"}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", help="preset(s) to run (default: all rows)")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--seq_length", type=int, default=128)
+    parser.add_argument("--predictions", type=int, default=20)
+    parser.add_argument("--steps", type=int, help="timed steps per row (default by size)")
+    parser.add_argument("--jit", action="store_true", help="XLA-compile our step function")
+    parser.add_argument("--no_hf", action="store_true", help="skip the HuggingFace rows")
+    parser.add_argument("--peak_gflops", type=float, default=230.0,
+                        help="fp32 matmul peak of this machine in GFLOP/s")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+
+    from tfcompact.configs import get_preset
+
+    rows = [r for r in ROWS if not args.only or r[1] in args.only or r[0] in args.only]
+    print(f"batch {args.batch_size}, length {args.seq_length}, {args.predictions} predictions, "
+          f"jit={args.jit}, peak {args.peak_gflops:.0f} GFLOP/s, {os.cpu_count()} CPU(s)")
+    header = (f"{'model':<20}{'params':>9}{'step s':>9}{'ex/s':>8}{'HF step s':>11}"
+              f"{'ours/HF':>9}{'GFLOP/step':>12}{'util':>7}")
+    print(header)
+    print("-" * len(header))
+    results = []
+    for label, preset, size in rows:
+        config = get_preset(preset).config
+        batch = synthetic_batch(config.vocab_size, args.batch_size, args.seq_length,
+                                args.predictions)
+        steps = args.steps or STEPS[size]
+        ours = bench_ours(preset, batch, steps, args.jit)
+        hf = None if args.no_hf else bench_hf(preset, batch, steps)
+        util = ours["flops"] / ours["step_s"] / (args.peak_gflops * 1e9)
+        row = {"model": label, "preset": preset, **ours, "examples_per_s":
+               args.batch_size / ours["step_s"], "utilisation": util,
+               "hf_step_s": hf["step_s"] if hf else None,
+               "ratio": ours["step_s"] / hf["step_s"] if hf else None}
+        results.append(row)
+        hf_s = f"{hf['step_s']:>11.3f}{row['ratio']:>9.2f}" if hf else f"{'-':>11}{'-':>9}"
+        print(f"{label:<20}{ours['params'] / 1e6:>8.1f}M{ours['step_s']:>9.3f}"
+              f"{row['examples_per_s']:>8.1f}{hf_s}{ours['flops'] / 1e9:>12.1f}{util:>7.1%}",
+              flush=True)
+    if results and results[0].get("hf_step_s") is not None:
+        print(f"HF: *ForPreTraining (ELECTRA: generator MaskedLM + discriminator), "
+              f"torch.optim.AdamW, clip 1.0; {_hf_version()}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+def _hf_version() -> str:
+    import torch
+    import transformers
+
+    return f"torch {torch.__version__}, transformers {transformers.__version__}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
