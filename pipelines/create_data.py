@@ -14,7 +14,7 @@ process, from its own seeds, so:
 - nothing half-written: `manifest.json`, written last, is what readers trust.
 
 Per window: documents are tokenized and segmented once; for each of the `dupe_factor` passes
-each document makes instances with a generator seeded by (seed, file, byte offset, pass);
+each document makes instances with a generator seeded by (seed, file, byte offset);
 instances are masked, serialised, shuffled within the window and appended to the shard.
 """
 from __future__ import annotations
@@ -196,16 +196,17 @@ class _ShardWriter:
         docs = self.window
         n_docs = len(docs)
         batch: list = []
-        for dupe in range(cfg.dupe_factor):
-            for j, (fi, offset, document) in enumerate(docs):
-                rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, fi, offset, dupe])))
+        for j, (fi, offset, document) in enumerate(docs):
+            # One generator per document (seeded by its file and byte offset) for all passes.
+            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, fi, offset])))
 
-                def random_document(r, j=j):
-                    if n_docs < 2:
-                        return None
-                    k = int(r.integers(0, n_docs - 1))
-                    return docs[k + (k >= j)][2]
+            def random_document(r, j=j):
+                if n_docs < 2:
+                    return None
+                k = int(r.integers(0, n_docs - 1))
+                return docs[k + (k >= j)][2]
 
+            for _ in range(cfg.dupe_factor):
                 batch.extend(instances.create_instances_from_document(
                     document, rng, max_seq_length=cfg.max_seq_length,
                     short_seq_prob=cfg.short_seq_prob, pair_task=cfg.pair_task,
@@ -231,10 +232,10 @@ class _ShardWriter:
         if self.mask_cfg is None:
             return writer.batch_to_example_bytes(
                 tokens, segs, lengths, labels, word_ids=instances.word_ids_batch(starts, maskable))
-        masked, positions, lm_ids = masking.mask_batch(tokens, starts, maskable, lengths, rng, self.mask_cfg)
+        masked, positions, lm_ids, counts = masking.mask_batch(tokens, starts, maskable, lengths, rng, self.mask_cfg)
         return writer.batch_to_example_bytes(
             masked, segs, lengths, labels, masked_lm_positions=positions, masked_lm_ids=lm_ids,
-            max_predictions_per_seq=cfg.max_predictions_per_seq)
+            num_predictions=counts)
 
 
 def convert_shard(cfg: ConvertConfig, files: Sequence[str], parts: Sequence[tuple[int, int, int]],
@@ -484,15 +485,18 @@ def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = Tr
                     infos[t[3]] = info
                     prog.done_shards += 1
                     prog.show()
+            except BaseException:
+                _remove_temp_files(cfg.output_dir)
+                raise
             finally:
                 _WORKER.pop("queue", None)
         else:
-            # fork shares the tokenizer and the loaded jieba dictionary with the workers (about
-            # 1 s saved per worker); spawn when TensorFlow is loaded here (forking it is unsafe).
+            # fork: workers start without re-importing anything; each loads its own segmenter
+            # (a dictionary shared copy-on-write would be copied page by page anyway as Python
+            # touches reference counts). spawn when TensorFlow is loaded here (unsafe to fork).
             if "tensorflow" in sys.modules or "fork" not in mp.get_all_start_methods():
                 ctx = mp.get_context("spawn")
             else:
-                _worker_resources(cfg)
                 ctx = mp.get_context("fork")
             q = ctx.Queue()
             pool = ctx.Pool(min(num_workers, len(tasks)), initializer=_worker_init, initargs=(q,))
@@ -512,9 +516,10 @@ def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = Tr
                 pool.close()
             except BaseException:
                 pool.terminate()
-                raise
-            finally:
                 pool.join()
+                _remove_temp_files(cfg.output_dir)
+                raise
+            pool.join()
         prog.show(force=True)
 
     shards = [{"file": infos[k]["file"], "num_instances": infos[k]["num_instances"],
@@ -542,11 +547,19 @@ def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = Tr
         "shards": shards,
         "inputs": list(cfg.inputs) if str(cfg.inputs[0]).startswith("tfds:") else [os.path.abspath(f) for f in files],
         "created_by": f"tfcompact {__version__}",
-        "masked_lm_prob": cfg.masked_lm_prob,
-        "short_seq_prob": cfg.short_seq_prob,
     }
     writer.write_manifest(cfg.output_dir, manifest)
     return manifest
+
+
+def _remove_temp_files(output_dir: str) -> None:
+    """Drop the temporary files of shards that were being written when the run failed."""
+    for n in os.listdir(output_dir):
+        if re.search(r"\.tmp-\d+$", n):
+            try:
+                os.remove(os.path.join(output_dir, n))
+            except OSError:
+                pass
 
 
 class _LocalQueue:

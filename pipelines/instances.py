@@ -41,30 +41,29 @@ class EncodedDocument:
                        ) -> "EncodedDocument":
         """Build from [(ids, starts)] per sentence; sentences longer than
         `max_sentence_tokens` are cut (at word starts where possible); empty ones dropped."""
-        ids_parts, st_parts, lengths = [], [], []
+        flat_ids: list = []
+        flat_st: list = []
+        lengths: list = []
         for ids, st in sentences:
             n = len(ids)
             if n == 0:
                 continue
-            ids = np.asarray(ids, dtype=np.int32)
-            st = np.array(st, dtype=bool)
+            st = list(st)
             st[0] = True
             if max_sentence_tokens and n > max_sentence_tokens:
                 for lo, hi in _cut_points(st, max_sentence_tokens):
-                    piece = st[lo:hi].copy()
-                    piece[0] = True
-                    ids_parts.append(ids[lo:hi])
-                    st_parts.append(piece)
+                    flat_ids.extend(ids[lo:hi])
+                    flat_st.append(True)
+                    flat_st.extend(st[lo + 1:hi])
                     lengths.append(hi - lo)
             else:
-                ids_parts.append(ids)
-                st_parts.append(st)
+                flat_ids.extend(ids)
+                flat_st.extend(st)
                 lengths.append(n)
-        if not lengths:
-            return cls(np.zeros(0, np.int32), np.zeros(0, bool), np.zeros(1, np.int64))
         bounds = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=bounds[1:])
-        return cls(np.concatenate(ids_parts), np.concatenate(st_parts), bounds)
+        if lengths:
+            np.cumsum(lengths, out=bounds[1:])
+        return cls(np.array(flat_ids, dtype=np.int32), np.array(flat_st, dtype=bool), bounds)
 
     @property
     def num_sentences(self) -> int:

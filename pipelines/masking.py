@@ -169,23 +169,23 @@ def mask_batch(
     lengths: np.ndarray,
     rng: np.random.Generator,
     cfg: MaskingConfig,
-) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Whole-word (or token) masking of a batch [n, S] at once, same rules as `mask_sequence`.
 
     Words are visited in a random order per row; the greedy "take the word if it still fits
     the piece budget, else skip it" runs as one vectorised step per rank. Returns (masked
-    tokens [n, S], per-row sorted positions, per-row labels).
+    tokens [n, S], positions [n, P] sorted per row, labels [n, P], counts [n]); entries past
+    a row's count are 0. (n-gram masking runs `mask_sequence` row by row.)
     """
     if cfg.mode == "ngram":
         out = tokens.copy()
-        positions, labels = [], []
+        chosen = np.zeros(tokens.shape, dtype=bool)
         for r in range(tokens.shape[0]):
-            m, p, l = mask_sequence(tokens[r, :lengths[r]].tolist(), word_starts[r, :lengths[r]].tolist(),
+            m, p, _ = mask_sequence(tokens[r, :lengths[r]].tolist(), word_starts[r, :lengths[r]].tolist(),
                                     maskable[r, :lengths[r]].tolist(), rng, cfg)
             out[r, :lengths[r]] = m
-            positions.append(np.asarray(p, dtype=np.int64))
-            labels.append(np.asarray(l, dtype=np.int64))
-        return out, positions, labels
+            chosen[r, p] = True
+        return (out, *_gather_predictions(chosen, tokens, cfg.max_predictions_per_seq))
     n, S = tokens.shape
     starts = maskable if cfg.mode == "token" else (word_starts & maskable)
     word = np.cumsum(starts, axis=1) - 1  # word index per position (valid where maskable)
@@ -217,8 +217,19 @@ def mask_batch(
     act = action[rows, word]
     out = np.where(pos_chosen & (act < cfg.mask_rate), cfg.mask_id, tokens)
     out = np.where(pos_chosen & (act >= cfg.mask_rate + cfg.keep_rate), repl, out)
-    r_idx, c_idx = np.nonzero(pos_chosen)
-    splits = np.cumsum(np.bincount(r_idx, minlength=n))[:-1]
-    positions = np.split(c_idx, splits)
-    labels = np.split(tokens[r_idx, c_idx], splits)
-    return out, positions, labels
+    positions, labels, counts = _gather_predictions(pos_chosen, tokens, cfg.max_predictions_per_seq)
+    return out, positions, labels, counts
+
+
+def _gather_predictions(pos_chosen: np.ndarray, tokens: np.ndarray, P: int):
+    """Chosen positions per row, in order, as padded [n, P] matrices (+ counts [n])."""
+    n = pos_chosen.shape[0]
+    r_idx, c_idx = np.nonzero(pos_chosen)  # row-major: sorted by row, then position
+    counts = np.bincount(r_idx, minlength=n)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(len(r_idx)) - starts[r_idx]
+    positions = np.zeros((n, P), dtype=np.int64)
+    labels = np.zeros((n, P), dtype=np.int64)
+    positions[r_idx, rank] = c_idx
+    labels[r_idx, rank] = tokens[r_idx, c_idx]
+    return positions, labels, counts

@@ -330,7 +330,10 @@ def varint_rows(matrix: np.ndarray) -> tuple[bytes, list[int]]:
     """Packed varints of each row of an int64 matrix, vectorised: (all bytes, row offsets)."""
     v = np.ascontiguousarray(matrix, dtype=np.int64).view(np.uint64).ravel()
     nb = np.ones(v.shape, dtype=np.int64)
+    vmax = int(v.max()) if v.size else 0
     for k in range(1, 10):
+        if vmax < (1 << (7 * k)):
+            break
         nb += v >= np.uint64(1 << (7 * k))
     total = int(nb.sum())
     ends = np.cumsum(nb)
@@ -357,13 +360,14 @@ def batch_to_example_bytes(
     lengths: np.ndarray,
     labels: np.ndarray,
     *,
-    masked_lm_positions: Sequence[np.ndarray] | None = None,
-    masked_lm_ids: Sequence[np.ndarray] | None = None,
-    max_predictions_per_seq: int | None = None,
+    masked_lm_positions: np.ndarray | None = None,
+    masked_lm_ids: np.ndarray | None = None,
+    num_predictions: np.ndarray | None = None,
     word_ids: np.ndarray | None = None,
 ) -> list[bytes]:
-    """Rows of padded [n, S] arrays -> Example bytes, identical to `instance_to_example_bytes`
-    on each row (padding already in `tokens`/`segment_ids`/`word_ids`)."""
+    """Rows of padded arrays -> Example bytes, identical to `instance_to_example_bytes` on each
+    row. tokens/segment_ids/word_ids [n, S] and masked_lm_positions/masked_lm_ids [n, P] are
+    already padded (with 0, 0, -1, 0, 0); `num_predictions` [n] counts the real predictions."""
     n, S = tokens.shape
     out = []
     ids_bytes, ids_off = varint_rows(tokens)
@@ -375,24 +379,22 @@ def batch_to_example_bytes(
     if word_ids is not None:
         wid_bytes, wid_off = varint_rows(word_ids)
     else:
-        P = max_predictions_per_seq
-        pos = np.zeros((n, P), dtype=np.int64)
-        lm = np.zeros((n, P), dtype=np.int64)
-        counts = []
-        for r in range(n):
-            c = len(masked_lm_positions[r])
-            pos[r, :c] = masked_lm_positions[r]
-            lm[r, :c] = masked_lm_ids[r]
-            counts.append(c)
-        pos_bytes, pos_off = varint_rows(pos)
-        lm_bytes, lm_off = varint_rows(lm)
+        P = masked_lm_positions.shape[1]
+        counts = np.asarray(num_predictions).tolist()
+        pos_bytes, pos_off = varint_rows(masked_lm_positions)
+        lm_bytes, lm_off = varint_rows(masked_lm_ids)
         weights_cache: dict = {}
+    mask_cache: dict = {}
+    label_cache: dict = {}
     for r in range(n):
         L = lens[r]
-        entries = [
-            h.int_entry(b"input_ids", ids_bytes[ids_off[r]:ids_off[r + 1]]),
-            h.int_entry(b"input_mask", b"\x01" * L + b"\x00" * (S - L)),
-        ]
+        mask_entry = mask_cache.get(L)
+        if mask_entry is None:
+            mask_entry = mask_cache[L] = h.int_entry(b"input_mask", b"\x01" * L + b"\x00" * (S - L))
+        label_entry = label_cache.get(labs[r])
+        if label_entry is None:
+            label_entry = label_cache[labs[r]] = h.int_entry(b"next_sentence_labels", table(labs[r]))
+        entries = [h.int_entry(b"input_ids", ids_bytes[ids_off[r]:ids_off[r + 1]]), mask_entry]
         if word_ids is None:
             c = counts[r]
             w = weights_cache.get(c)
@@ -402,12 +404,12 @@ def batch_to_example_bytes(
                 h.int_entry(b"masked_lm_ids", lm_bytes[lm_off[r]:lm_off[r + 1]]),
                 h.int_entry(b"masked_lm_positions", pos_bytes[pos_off[r]:pos_off[r + 1]]),
                 w,
-                h.int_entry(b"next_sentence_labels", table(labs[r])),
+                label_entry,
                 h.int_entry(b"segment_ids", seg_rows[r * S:(r + 1) * S]),
             ]
         else:
             entries += [
-                h.int_entry(b"next_sentence_labels", table(labs[r])),
+                label_entry,
                 h.int_entry(b"segment_ids", seg_rows[r * S:(r + 1) * S]),
                 h.int_entry(b"word_ids", wid_bytes[wid_off[r]:wid_off[r + 1]]),
             ]

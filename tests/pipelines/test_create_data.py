@@ -75,8 +75,10 @@ def test_masked_output_and_determinism_across_workers(tmp_path, corpus_path):
     assert 0.12 < n_pred / n_tok < 0.16
 
 
-def test_same_seed_twice_identical_and_other_seed_differs(tmp_path, corpus_path):
-    run_conversion(_cfg([corpus_path], tmp_path / "a", masking="token"), progress=False)
+def test_same_seed_twice_identical_and_other_seed_differs(tmp_path, corpus_path, capsys):
+    run_conversion(_cfg([corpus_path], tmp_path / "a", masking="token"), progress=True)
+    err = capsys.readouterr().err
+    assert "MB/s" in err and "ETA" in err and "shards 4/4" in err
     run_conversion(_cfg([corpus_path], tmp_path / "b", masking="token"), progress=False)
     run_conversion(_cfg([corpus_path], tmp_path / "c", masking="token", seed=8), progress=False)
     assert _shard_bytes(tmp_path / "a") == _shard_bytes(tmp_path / "b")
@@ -164,6 +166,7 @@ def test_bad_inputs(tmp_path, capsys, corpus_path):
     code, err = _run_cli(capsys, "--input", str(bad), "--output_dir", str(tmp_path / "o1"), *base)
     assert code == 2 and len(err) == 1 and "bad.txt: invalid UTF-8 at byte offset 500" in err[0]
     assert not (tmp_path / "o1" / "manifest.json").exists()
+    assert not [n for n in os.listdir(tmp_path / "o1") if ".tmp-" in n]
     code, err = _run_cli(capsys, "--input", str(bad), "--output_dir", str(tmp_path / "o2"), "--errors", "skip", *base)
     assert code == 0 and json.load(open(tmp_path / "o2" / "manifest.json"))["num_instances"] > 0
     # Empty input.

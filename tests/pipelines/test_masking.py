@@ -35,6 +35,13 @@ def _cfg(tok, mode, preds=PREDS):
                                  replacement_ids=tok.vocab.replacement_ids)
 
 
+def _mask(tokens, starts, maskable, lengths, rng, cfg):
+    """mask_batch with per-row position/label arrays (cut to each row's count)."""
+    out, pos, lab, counts = masking.mask_batch(tokens, starts, maskable, lengths, rng, cfg)
+    assert (pos[np.arange(pos.shape[1])[None, :] >= counts[:, None]] == 0).all()
+    return out, [pos[r, :c] for r, c in enumerate(counts)], [lab[r, :c] for r, c in enumerate(counts)]
+
+
 def _words(starts_row, maskable_row):
     wid = np.where(maskable_row, np.cumsum(starts_row & maskable_row) - 1, -1)
     return wid
@@ -43,7 +50,7 @@ def _words(starts_row, maskable_row):
 def test_whole_words_only_one_draw_per_word(tok, batch):
     tokens, starts, maskable, segs, lengths, labels = batch
     assert len(tokens) > 500
-    out, positions, lm_ids = masking.mask_batch(tokens, starts, maskable, lengths,
+    out, positions, lm_ids = _mask(tokens, starts, maskable, lengths,
                                                 np.random.default_rng(0), _cfg(tok, "wwm"))
     multi_char_words = 0
     for r in range(len(tokens)):
@@ -75,7 +82,7 @@ def test_labels_are_plain_ids_never_continuations(tok, batch):
     assert len(bad) > 7000  # the Chinese vocab has ##字 for most common characters
     assert not np.isin(tokens, bad).any()
     for mode in ("wwm", "ngram", "token"):
-        out, positions, lm_ids = masking.mask_batch(tokens, starts, maskable, lengths,
+        out, positions, lm_ids = _mask(tokens, starts, maskable, lengths,
                                                     np.random.default_rng(1), _cfg(tok, mode))
         allids = np.concatenate(lm_ids)
         assert allids.size > 0
@@ -88,7 +95,7 @@ def test_labels_are_plain_ids_never_continuations(tok, batch):
 
 def test_mask_rate_and_80_10_10(tok, batch):
     tokens, starts, maskable, segs, lengths, labels = batch
-    out, positions, lm_ids = masking.mask_batch(tokens, starts, maskable, lengths,
+    out, positions, lm_ids = _mask(tokens, starts, maskable, lengths,
                                                 np.random.default_rng(2), _cfg(tok, "wwm", preds=64))
     n_pred = sum(len(p) for p in positions)
     # 15 % of the sequence length (incl. [CLS]/[SEP]); whole words may leave the budget short.
@@ -121,7 +128,7 @@ def test_cap_never_truncates_a_word():
     maskable = np.zeros_like(starts)
     maskable[0, 1:31] = True
     for seed in range(20):
-        _, positions, _ = masking.mask_batch(tokens, starts, maskable, np.array([32]),
+        _, positions, _ = _mask(tokens, starts, maskable, np.array([32]),
                                              np.random.default_rng(seed), cfg)
         p = positions[0]
         assert len(p) == 3 and p[2] - p[0] == 2 and (p[0] - 1) % 3 == 0

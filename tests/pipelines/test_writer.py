@@ -49,8 +49,14 @@ def test_batch_serialisation_equals_single():
     labels = rng.integers(0, 2, size=n)
     positions = [np.sort(rng.choice(np.arange(1, L), size=min(P, L - 1), replace=False)) for L in lengths]
     lm = [tokens[r, positions[r]] for r in range(n)]
+    counts = np.array([len(p) for p in positions])
+    pos_mat = np.zeros((n, P), dtype=np.int64)
+    lm_mat = np.zeros((n, P), dtype=np.int64)
+    for r in range(n):
+        pos_mat[r, :counts[r]] = positions[r]
+        lm_mat[r, :counts[r]] = lm[r]
     got = writer.batch_to_example_bytes(tokens, segs.astype(np.int64), lengths, labels,
-                                        masked_lm_positions=positions, masked_lm_ids=lm, max_predictions_per_seq=P)
+                                        masked_lm_positions=pos_mat, masked_lm_ids=lm_mat, num_predictions=counts)
     for r in range(n):
         L = lengths[r]
         assert got[r] == writer.instance_to_example_bytes(

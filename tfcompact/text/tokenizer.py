@@ -24,6 +24,7 @@ several MB/s), tested to give the same ids.
 from __future__ import annotations
 
 import bisect
+import collections
 import functools
 import hashlib
 import itertools
@@ -161,6 +162,12 @@ class Vocab:
 # ---------------------------------------------------------------------------------------------
 # Character classes, built once from the Unicode database (about 0.3 s).
 # ---------------------------------------------------------------------------------------------
+def _space_chars() -> list[str]:
+    """Tab, newline, CR and the Zs/Zl/Zp separators (all below U+3001)."""
+    return [ch for ch in map(chr, range(0x3001))
+            if ch in "\t\n\r" or unicodedata.category(ch) in ("Zs", "Zl", "Zp")]
+
+
 def _ranges_to_class(cps: list[int]) -> str:
     """Turn sorted code points into a regex character-class body of ranges (escaped)."""
     out = []
@@ -247,25 +254,36 @@ class BasicTokenizer:
     def __init__(self, do_lower_case: bool = True):
         self.do_lower_case = bool(do_lower_case)
         c = _char_classes()
-        self._punct_map = str.maketrans(PUNCTUATION_MAP)
-        self._control_re = re.compile(f"[{c['control']}]+")
-        self._space_re = re.compile(f"[{c['space']}]")
+        # Characters to map (typographic punctuation, spaces other than U+0020) or drop
+        # (controls; combining marks when lower-casing), matched in one pass.
+        self._repl = dict(PUNCTUATION_MAP)
+        self._repl.update({ch: " " for ch in _space_chars() if ch != " "})
+        drop = c["control"] + (c["marks"] if self.do_lower_case else "")
+        special = "".join(re.escape(ch) for ch in self._repl if ch != " ")
+        self._clean_re = re.compile(f"[{special}{drop}]")
         self._marks_re = re.compile(f"[{c['marks']}]+")
         self._token_re = re.compile(f"[{c['cjk']}]|[{c['punct']}]|[^\\s{c['cjk']}{c['punct']}]+")
         self._cjk_re = re.compile(f"[{c['cjk']}]")
 
     def normalize(self, text: str) -> str:
-        """Steps 1-3 of the module docstring (punctuation map, clean, lower/NFD/strip marks)."""
-        text = text.translate(self._punct_map)
-        text = self._control_re.sub("", text)
-        text = self._space_re.sub(" ", text)
+        """Steps 1-3 of the module docstring (punctuation map, clean, lower/NFD/strip marks).
+
+        One regex pass maps or drops the rare special characters (and, when lower-casing,
+        combining marks: stripping them before NFD gives the same result, NFD never composes);
+        then lower(), and NFD only for text that is not NFD already.
+        """
+        text = self._clean_re.sub(self._clean_repl, text)
         if self.do_lower_case:
             text = text.lower()
             if not text.isascii():
                 if not unicodedata.is_normalized("NFD", text):
-                    text = unicodedata.normalize("NFD", text)
-                text = self._marks_re.sub("", text)
+                    text = self._marks_re.sub("", unicodedata.normalize("NFD", text))
+                elif "\u0307" in text:  # the only mark lower() creates (from U+0130)
+                    text = text.replace("\u0307", "")
         return text
+
+    def _clean_repl(self, m) -> str:
+        return self._repl.get(m.group(), "")
 
     def split_words(self, text: str) -> list[str]:
         """Normalise and split into BERT basic tokens (CJK chars and punctuation separate)."""
@@ -316,7 +334,7 @@ class FullTokenizer(BasicTokenizer):
                 out.append(cur)
                 start = end
             ids = tuple(out)
-        if len(self._piece_cache) < 1_000_000:
+        if len(self._piece_cache) < 200_000:  # bounded: memory stays flat on any corpus
             self._piece_cache[word] = ids
         return ids
 
@@ -348,19 +366,27 @@ class FullTokenizer(BasicTokenizer):
         else:
             words = cut(norm)
             word_ends = list(itertools.accumulate(map(len, words)))
-            if not word_ends or word_ends[-1] != len(norm):  # segmenter dropped characters: search
+            lossless = bool(word_ends) and word_ends[-1] == len(norm)
+            if not lossless:  # a segmenter that dropped characters: search
                 word_ends, pos = [], 0
                 for w in words:
                     found = norm.find(w, pos)
                     pos = (found if found >= 0 else pos) + len(w)
                     word_ends.append(pos)
-            if " " in norm:
+            if lossless and len(toks) == len(norm):  # one token per character: flag word starts
+                flags = bytearray(len(norm))
+                flags[0] = 1
+                collections.deque(map(flags.__setitem__, word_ends[:-1], itertools.repeat(1)), maxlen=0)
+                tok_new = list(map(bool, flags))
+                word_ends = None
+            elif " " in norm:
                 tok_starts = [m.start() for m in self._token_re.finditer(norm)]
             else:  # tokens tile the string
                 tok_starts = list(itertools.accumulate(map(len, toks), initial=0))[:-1]
-            widx = list(map(functools.partial(bisect.bisect_right, word_ends), tok_starts))
-            tok_new = [True]
-            tok_new += map(operator.ne, widx[1:], widx)
+            if word_ends is not None:
+                widx = list(map(functools.partial(bisect.bisect_right, word_ends), tok_starts))
+                tok_new = [True]
+                tok_new += map(operator.ne, widx[1:], widx)
         if max(map(len, pieces)) == 1:
             return list(map(operator.itemgetter(0), pieces)), tok_new
         ids: list[int] = []
