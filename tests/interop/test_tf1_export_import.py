@@ -274,3 +274,18 @@ def test_import_hand_written_brightmart_checkpoint(tmp_path, cli):
                        "--config", ckpt_dir / "albert_config.json", "--output", tmp_path / "m2")
     assert code == 2 and "--layout google" in err and "brightmart layout" in err
     assert not os.path.exists(tmp_path / "m2")
+
+
+def test_albert_checkpoint_as_bert(tmp_path, cli):
+    from tfcompact.interop.tf1_checkpoint import write_tf1_checkpoint
+
+    config = tiny_config("albert")
+    arrays = {n: np.zeros(s, np.float32) for n, s in tf1_variable_shapes("albert", config).items()}
+    write_tf1_checkpoint(str(tmp_path), arrays)
+    write_vocab(tmp_path / "vocab.txt", 300)
+    tiny_config("bert").to_json_file(str(tmp_path / "bert_config.json"))
+    assert_clean_failure(cli("import-tf1", "--arch", "bert", "--checkpoint", tmp_path / "model.ckpt",
+                             "--config", tmp_path / "bert_config.json", "--output", tmp_path / "out"),
+                         tmp_path / "out", "does not match a bert model", "look like an albert checkpoint",
+                         "bert/encoder/layer_0/attention/self/query/kernel",
+                         "bert/encoder/transformer/group_0/inner_group_0/")

@@ -210,9 +210,11 @@ def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str, output: 
     problems = name_maps.compare_with_checkpoint(table, shapes)
     if problems:
         guess = guess_arch(shapes)
-        hint = (f" (the names look like a {guess} checkpoint)"
+        article = "an" if guess and guess[0] in "aeiou" else "a"
+        hint = (f" (the names look like {article} {guess} checkpoint)"
                 if guess and guess != ("bert" if arch == "tinybert" else arch) else "")
-        raise CheckpointError(f"{prefix} does not match a {arch} model with {config_path}{hint}: "
+        article = "an" if arch[0] in "aeiou" else "a"
+        raise CheckpointError(f"{prefix} does not match {article} {arch} model with {config_path}{hint}: "
                               + "; ".join(problems))
     values = read_tf1_variables(prefix, [e.tf1_name for e in table])
     name_maps.tf1_to_keras(model, table, values)
