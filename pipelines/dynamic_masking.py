@@ -8,10 +8,11 @@ not on the batch it lands in or on thread timing. That is what makes exact resum
 
 Why not tensorflow-text's `mask_language_model`: in its 3-D (whole-word) mode the selection
 cap `max_selections_per_batch` counts words, not pieces, so padding its output to
-`max_predictions_per_seq` silently drops labels of chosen words (measured: 14 % of rows on
-Chinese news text). Its selector also draws from stateful RNG ops, so a mask cannot be
-reproduced for a given (seed, epoch, element) after a restart. The op below caps by pieces
-(a word that does not fit is not chosen) and is keyed per element.
+`max_predictions_per_seq` silently drops labels of chosen words (rows of Chinese news text
+lose labels: see tools/bench_reader.py). It also draws [MASK]/random/keep per piece inside a
+chosen word, and its selector uses stateful RNG ops, so a mask cannot be reproduced for a
+given (seed, epoch, element) after a restart. The op below caps by pieces (a word that does
+not fit is not chosen), draws once per word, and is keyed per element.
 
 Selection rule (per row): with `rate_unit="words"` (default) the target is
 `max(1, round(masked_lm_prob * num_words))` words under a cap of `max_predictions_per_seq`
@@ -36,9 +37,6 @@ from tfcompact.errors import ConfigError
 # whenever no word has more pieces than passes (Chinese words here: 1-4 characters). A row that
 # would need more passes ends with fewer words, never with a lost label.
 _SELECTION_PASSES = 4
-
-_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-
 
 @dataclasses.dataclass(frozen=True)
 class DynamicMaskingConfig:
