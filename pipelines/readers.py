@@ -214,7 +214,11 @@ def pretraining_dataset(
                         "has no records (per the manifest)")
 
     deterministic = seed is not None or not is_training or not shard_by_files
-    mask_seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
+    # Evaluation masks are the same every run even without a seed.
+    if seed is not None or not is_training:
+        mask_seed = seed or 0
+    else:
+        mask_seed = random.SystemRandom().randrange(1 << 31)
     # Record sharding needs every host to see the same record order before `shard`.
     shuffle_files = is_training and len(host_files) > 1 and (shard_by_files or seed is not None)
     cycle = max(1, min(cycle_length, len(host_files))) if is_training else 1

@@ -279,3 +279,13 @@ def test_reads_create_data_unmasked_output(tmp_path):
                 assert set(np.nonzero(word_ids[r] == word)[0]) <= set(pos.tolist())
             changed = np.nonzero(batch["input_ids"][row] != ids[r])[0]
             assert set(changed.tolist()) <= set(pos.tolist())
+
+
+def test_evaluation_masks_fixed_without_seed(tmp_path):
+    write_data(tmp_path, [10], "unmasked")
+    a = take(readers.pretraining_dataset(str(tmp_path), 5, is_training=False), 5)
+    b = take(readers.pretraining_dataset(str(tmp_path), 5, is_training=False), 5)
+    assert len(a) == 2
+    for x, y in zip(a, b):
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k])
