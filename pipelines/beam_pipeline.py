@@ -199,8 +199,6 @@ def build_manifest(plan: Plan, shards: Sequence[dict]) -> dict:
                     "sha256": s["sha256"]} for s in shards],
         "inputs": [f if _is_remote(f) else os.path.abspath(f) for f in plan.files],
         "created_by": f"tfcompact {__version__}",
-        "masked_lm_prob": cfg.masked_lm_prob,
-        "short_seq_prob": cfg.short_seq_prob,
     }
 
 
