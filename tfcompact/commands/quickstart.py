@@ -138,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
     eval_batches = m_eval["num_instances"] // exp.train.batch_size
     if exp.train.eval_steps > eval_batches:
         exp.train.eval_steps = eval_batches
+        if not eval_batches:
+            print("      held-out set smaller than one batch: no evaluation (raise "
+                  "--corpus_bytes)", flush=True)
     if os.path.isdir(model_dir):
         shutil.rmtree(model_dir)  # the quickstart always trains from scratch
     print(f"[3/4] pretrain: tiny {args.arch.upper()} ({preset} shape overridden: "

@@ -160,12 +160,14 @@ def write_scalar(tag: str, value: float, step: int) -> None:
 
 
 def _is_chief() -> bool:
-    """Only the first worker writes summaries, model directory files and the summary JSON."""
+    """Only the first worker writes summaries, model directory files and the summary JSON:
+    TF_CONFIG's chief (or worker 0 when there is no chief); on TPU VMs, worker 0."""
     if os.environ.get("TF_CONFIG"):
-        task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
-        return task.get("type") in (None, "chief") or (
-            task.get("type") == "worker" and int(task.get("index", 0)) == 0
-            and "chief" not in json.loads(os.environ["TF_CONFIG"]).get("cluster", {}))
+        tf_config = json.loads(os.environ["TF_CONFIG"])
+        task = tf_config.get("task", {})
+        if "chief" in tf_config.get("cluster", {}):
+            return task.get("type") == "chief"
+        return int(task.get("index", 0)) == 0
     return int(os.environ.get("CLOUD_TPU_TASK_ID", os.environ.get("TPU_WORKER_ID", "0")) or 0) == 0
 
 
