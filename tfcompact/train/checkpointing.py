@@ -28,8 +28,11 @@ class RunCheckpoints:
     """The CheckpointManager of one run plus resume logic."""
 
     def __init__(self, model_dir: str, *, model, optimizer, step: tf.Variable,
-                 nonfinite_in_a_row: tf.Variable, keep: int):
-        self.directory = os.path.join(model_dir, CHECKPOINT_SUBDIR)
+                 nonfinite_in_a_row: tf.Variable, keep: int, write_dir: str | None = None):
+        """`write_dir`: where a non-chief worker writes its (discarded) copies; every worker
+        resumes from `model_dir`, the chief's checkpoints."""
+        self.read_directory = os.path.join(model_dir, CHECKPOINT_SUBDIR)
+        self.directory = os.path.join(write_dir or model_dir, CHECKPOINT_SUBDIR)
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step,
                                               nonfinite_in_a_row=nonfinite_in_a_row)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
@@ -42,7 +45,7 @@ class RunCheckpoints:
 
     def restore_latest(self) -> str | None:
         """Restore everything from the newest checkpoint; None when the run starts fresh."""
-        prefix = self.manager.latest_checkpoint
+        prefix = tf.train.latest_checkpoint(self.read_directory)
         if prefix is None:
             return None
         try:

@@ -329,11 +329,12 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
                          max_nonfinite_steps=exp.train.max_nonfinite_steps,
                          loss_is_replica_share=share)
 
-        ckpt_root = model_dir if chief else os.path.join(
-            tempfile.gettempdir(), f"tfcompact-worker-{os.getpid()}")
-        checkpoints = RunCheckpoints(ckpt_root, model=model, optimizer=optimizer, step=loop.step,
+        # Every worker takes part in saving (collectives); only the chief's copy is kept.
+        write_dir = None if chief else os.path.join(tempfile.gettempdir(),
+                                                    f"tfcompact-worker-{os.getpid()}")
+        checkpoints = RunCheckpoints(model_dir, model=model, optimizer=optimizer, step=loop.step,
                                      nonfinite_in_a_row=loop.nonfinite_in_a_row,
-                                     keep=exp.train.keep_checkpoints)
+                                     keep=exp.train.keep_checkpoints, write_dir=write_dir)
         resumed = checkpoints.restore_latest()
         if resumed:
             log(f"resumed from {resumed} at step {int(loop.step.numpy())} "
