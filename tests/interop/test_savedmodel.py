@@ -1,6 +1,5 @@
 """`tfcompact export --format savedmodel`: the TF Hub text API, outputs equal to Keras (<=1e-5)
-at several batch sizes and sequence lengths, the `mlm` signature, ELECTRA components, and
-text -> embeddings with the two SavedModels in a process that never imports tfcompact."""
+at several batch sizes and sequence lengths, the `mlm` signature, and text -> embeddings with the two SavedModels in a process that never imports tfcompact."""
 import json
 import os
 import subprocess
@@ -8,44 +7,12 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from conftest import make_model_dir
 
-from sm_helpers import features, keras_outputs
-from tfcompact.interop.savedmodel import export_encoder
+from sm_helpers import check_against_keras
 
 CASES = {"bert": ("bert", None)}
-
-
-def check_against_keras(arch, config, model, encoder_dir):
-    enc = tf.saved_model.load(str(encoder_dir))
-    sig = enc.signatures["serving_default"]
-    for batch, seq, seed in ((2, 16, 0), (3, 9, 1), (1, config.max_position_embeddings, 2)):
-        ids, mask, types, positions = features(batch, seq, config.vocab_size, seed)
-        ref = keras_outputs(model, arch, ids, mask, types, positions)
-        got = enc({"input_word_ids": ids, "input_mask": mask, "input_type_ids": types})
-        served = sig(input_word_ids=tf.constant(ids), input_mask=tf.constant(mask),
-                     input_type_ids=tf.constant(types))
-        np.testing.assert_allclose(got["sequence_output"], ref["sequence_output"], atol=1e-5)
-        np.testing.assert_allclose(got["pooled_output"], ref["pooled_output"], atol=1e-5)
-        assert len(got["encoder_outputs"]) == config.num_hidden_layers
-        for k in range(config.num_hidden_layers):
-            np.testing.assert_allclose(got["encoder_outputs"][k], ref["hidden_states"][k + 1], atol=1e-5)
-        assert served["encoder_outputs"].shape == (config.num_hidden_layers, batch, seq, config.hidden_size)
-        np.testing.assert_allclose(served["encoder_outputs"][-1], ref["sequence_output"], atol=1e-5)
-        np.testing.assert_allclose(served["pooled_output"], ref["pooled_output"], atol=1e-5)
-        if arch != "electra":
-            mlm = enc.signatures["mlm"](input_word_ids=tf.constant(ids), input_mask=tf.constant(mask),
-                                        input_type_ids=tf.constant(types),
-                                        masked_lm_positions=tf.constant(positions))
-            assert mlm["mlm_logits"].shape == (batch, 3, config.vocab_size)
-            np.testing.assert_allclose(mlm["mlm_logits"], ref["mlm_logits"], atol=1e-5)
-    if arch == "electra":
-        assert "mlm" not in enc.signatures  # the discriminator has no MLM head
-    with pytest.raises(tf.errors.InvalidArgumentError, match="max_position_embeddings"):
-        ids, mask, types, _ = features(1, config.max_position_embeddings + 1, config.vocab_size, 3)
-        enc({"input_word_ids": ids, "input_mask": mask, "input_type_ids": types})
 
 
 @pytest.fixture(scope="module", params=list(CASES))
@@ -65,21 +32,6 @@ def test_outputs_equal_keras(exported):
     arch, config, model, out = exported
     assert sorted(os.listdir(out)) == ["encoder", "preprocessing", "vocab.txt"]
     check_against_keras(arch, config, model, out / "encoder")
-
-
-def test_electra_generator_component(tmp_path):
-    d, config, model = make_model_dir(tmp_path, "electra")
-    out = tmp_path / "gen"
-    export_encoder(model, "electra", config, str(out), component="generator")
-    enc = tf.saved_model.load(str(out))
-    ids, mask, types, positions = features(2, 12, config.vocab_size, 5)
-    ref = keras_outputs(model, "electra", ids, mask, types, positions, component="generator")
-    got = enc.mlm({"input_word_ids": ids, "input_mask": mask, "input_type_ids": types,
-                   "masked_lm_positions": positions})
-    gen_hidden = config.generator_config().hidden_size
-    assert got["sequence_output"].shape == (2, 12, gen_hidden)
-    np.testing.assert_allclose(got["sequence_output"], ref["sequence_output"], atol=1e-5)
-    np.testing.assert_allclose(got["mlm_logits"], ref["mlm_logits"], atol=1e-5)
 
 
 TEXT_TO_EMBEDDINGS = r"""

@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from conftest import make_model_dir
 from tfcompact.interop.tflite import check_tflite, convert_savedmodel_to_tflite, load_tflite_runner

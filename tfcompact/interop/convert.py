@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 
-import numpy as np
 import tensorflow as tf
 
 from tfcompact.errors import CheckpointError, ConfigError, DataError, UserError

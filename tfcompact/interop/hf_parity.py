@@ -232,3 +232,45 @@ def write_reports(reports: list[ParityReport], path: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump([r.__dict__ for r in reports], f, indent=2)
     os.chmod(path, 0o644)
+
+
+def parity_for(arch_or_preset: str, workdir: str, *, tiny: bool = True, seed: int = 0) -> list[ParityReport]:
+    """Build a randomly initialised model (tiny by default), export it as TF1 and check it
+    against HF; ELECTRA gives two reports (discriminator, generator)."""
+    from tfcompact.configs import get_preset, tiny_config
+    from tfcompact.interop.convert import export_tf1
+    from tfcompact.models import build_pretraining_model
+
+    if tiny:
+        arch, config = arch_or_preset, tiny_config(arch_or_preset)
+    else:
+        preset = get_preset(arch_or_preset)
+        arch, config = preset.arch, preset.config
+    # HF's MobileBERT always has the NSP head; give ours one so every HF parameter has a source
+    model = build_pretraining_model(arch, config, sentence_head="nsp" if arch == "mobilebert" else None)
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        if not v.path.endswith("seed_generator_state"):
+            value = 0.05 * rng.standard_normal(v.shape) + (1.0 if v.path.endswith("gamma") else 0.0)
+            v.assign(value.astype(v.dtype))
+    os.makedirs(workdir, exist_ok=True)
+    export_tf1(model, arch, config, None, workdir)
+    prefix = os.path.join(workdir, "model.ckpt")
+    components = ("discriminator", "generator") if arch == "electra" else ("discriminator",)
+    return [check_hf_parity(arch, config, model, prefix, component=c, padded=arch != "mobilebert")
+            for c in components]
+
+
+if __name__ == "__main__":
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description="HF parity of tfcompact's TF1 exports")
+    parser.add_argument("names", nargs="*", default=["bert", "albert", "electra", "mobilebert"],
+                        help="architectures (tiny configs) or, with --presets, preset names")
+    parser.add_argument("--presets", action="store_true", help="use full-size presets")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.names:
+            for report in parity_for(name, os.path.join(tmp, name), tiny=not args.presets):
+                print(report.line())
