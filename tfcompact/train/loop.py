@@ -124,8 +124,8 @@ class TrainLoop:
     `model(batch, training)` returns a dict of outputs; `loss_fn(outputs, batch,
     teacher_outputs, step)` returns (scalar loss, {metric name: scalar}); `teacher`, when given, is
     called with training=False beside the student and never updated (distillation).
-    Build it inside nothing: it enters `strategy.scope()` itself. Variables `step` (= batches
-    consumed) and `nonfinite_in_a_row` belong in the checkpoint.
+    Create it outside `strategy.scope()` (it enters the scope itself). The variables `step`
+    (= batches consumed, the input position) and `nonfinite_in_a_row` belong in the checkpoint.
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model,
@@ -161,8 +161,8 @@ class TrainLoop:
         self._seed_vars = seed_state_variables(model, teacher)
         self.tracks_rtd = self._has_rtd
         # XLA for the per-step function: only where no merge_call is needed (the default
-        # strategy; TPUs compile everything anyway).
-        # (A nested tf.function around a step that calls merge_call breaks MirroredStrategy.)
+        # strategy; TPUs compile everything anyway): a nested tf.function around a step that
+        # calls merge_call breaks MirroredStrategy.
         self.jit_compile = bool(jit_compile) and \
             tf.__internal__.distribute.strategy_supports_no_merge_call()
         # The step functions have no data-dependent Python control flow: AutoGraph would only
