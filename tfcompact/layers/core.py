@@ -1,7 +1,8 @@
-"""Small building blocks shared by every layer: initializer and named Dense/Dropout factories."""
+"""Small building blocks shared by every layer: initializer, named Dense, per-replica dropout."""
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 
 def truncated_normal(initializer_range: float = 0.02) -> keras.initializers.Initializer:
@@ -27,6 +28,45 @@ def dense(
     )
 
 
-def dropout(rate: float, name: str = "dropout") -> keras.layers.Dropout:
+def replica_seed(seed_generator: keras.random.SeedGenerator):
+    """The generator's next stateless seed (int32 [2]), different on every replica.
+
+    Under tf.distribute every replica reads the same mirrored generator state, so Keras'
+    own random ops draw the *same* dropout masks and Gumbel noise on all replicas; adding the
+    replica id to the second seed word gives each replica its own stream.
+    """
+    seed = tf.cast(tf.math.floormod(tf.convert_to_tensor(seed_generator.next()), tf.int32.max - 1), tf.int32)
+    context = tf.distribute.get_replica_context()
+    replica = context.replica_id_in_sync_group if context is not None else 0
+    return seed + tf.stack([0, tf.cast(replica, tf.int32)])
+
+
+@keras.saving.register_keras_serializable(package="tfcompact")
+class Dropout(keras.layers.Layer):
+    """Inverted dropout, active only with training=True; independent masks on each replica."""
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        kwargs.setdefault("name", "dropout")
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.seed = seed
+        if self.rate > 0:
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.rate <= 0:
+            return x
+        uniform = tf.random.stateless_uniform(tf.shape(x), seed=replica_seed(self.seed_generator))
+        keep = uniform >= self.rate
+        return tf.where(keep, x / tf.cast(1.0 - self.rate, x.dtype), tf.zeros_like(x))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def dropout(rate: float, name: str = "dropout") -> Dropout:
     """A Dropout layer; active only when called with training=True."""
-    return keras.layers.Dropout(rate, name=name)
+    return Dropout(rate, name=name)

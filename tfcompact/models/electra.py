@@ -10,10 +10,11 @@ output + bias) and ``discriminator_predictions`` (dense(H, act) → ``dense_1`` 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from tfcompact.configs import ElectraConfig
-from tfcompact.layers.core import dense
+from tfcompact.layers.core import dense, replica_seed
 from tfcompact.layers.embeddings import Embeddings
 from tfcompact.layers.heads import DiscriminatorHead, MaskedLMHead
 from tfcompact.models.bert import bert_encoder_layers, run_encoder
@@ -138,7 +139,7 @@ class ElectraPretrainer(keras.Model):
     def sample(self, mlm_logits):
         """Gumbel-max sample of token ids from logits [B, P, V] (no gradient flows through)."""
         logits = ops.stop_gradient(ops.cast(mlm_logits, "float32"))
-        uniform = keras.random.uniform(ops.shape(logits), seed=self.seed_generator)
+        uniform = tf.random.stateless_uniform(tf.shape(logits), seed=replica_seed(self.seed_generator))
         gumbel = -ops.log(-ops.log(uniform + 1e-9) + 1e-9)
         return ops.cast(ops.argmax(logits + gumbel, axis=-1), "int32")
 
