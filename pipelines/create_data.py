@@ -38,7 +38,7 @@ from tfcompact.errors import DataError, UserError
 
 RUN_FILE = ".tfcompact-create-data.json"
 WORK_DIR = ".tfcompact-work"
-DEFAULT_WINDOW_CHARS = 1 << 19
+DEFAULT_WINDOW_CHARS = 1 << 18
 _SHARD_RE = re.compile(r"^data-(\d{5})-of-(\d{5})\.tfrecord$")
 
 
@@ -215,7 +215,7 @@ class _ShardWriter:
             np.random.SeedSequence([cfg.seed, self.shard_index, self.window_index, 7])))
         order = wrng.permutation(len(batch)).tolist()
         records: list[bytes] = []
-        step = 4096
+        step = 1024  # rows masked and serialised at once: bounds the numpy temporaries (~15 MB)
         for lo in range(0, len(order), step):
             records.extend(self.serialize([batch[i] for i in order[lo:lo + step]], wrng))
         self.out.write(writer.frame_records(records))
