@@ -18,8 +18,16 @@ from tfcompact.layers.transformer import build_in_scope
 
 
 def gather_positions(sequence, positions):
-    """sequence [B, S, W], positions int [B, P] → [B, P, W] (row b picks its own positions)."""
-    return ops.take_along_axis(sequence, ops.expand_dims(ops.cast(positions, "int32"), -1), axis=1)
+    """sequence [B, S, W], positions int [B, P] → [B, P, W] (row b picks its own positions).
+
+    One row gather from the flattened [B·S, W] sequence, as google-research/bert does.
+    """
+    shape = ops.shape(sequence)
+    batch, seq_len, width = shape[0], shape[1], sequence.shape[-1]
+    positions = ops.cast(positions, "int32")
+    offsets = ops.expand_dims(ops.arange(batch, dtype="int32") * seq_len, -1)
+    flat = ops.take(ops.reshape(sequence, (-1, width)), ops.reshape(positions + offsets, (-1,)), axis=0)
+    return ops.reshape(flat, (batch, ops.shape(positions)[1], width))
 
 
 @keras.saving.register_keras_serializable(package="tfcompact")
