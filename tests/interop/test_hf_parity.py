@@ -58,8 +58,13 @@ def test_electra_both_components(tmp_path):
     assert disc.worst <= TOLERANCE and gen.worst <= TOLERANCE
 
 
-def test_mobilebert(tmp_path):
-    config, model, prefix = export(tmp_path, "mobilebert", sentence_head="nsp")
+# (normalization_type "layer_norm" is left out: HF's MobileBERT builds two of its LayerNorms
+# with PyTorch's default eps 1e-5 instead of layer_norm_eps, so it differs from the original.)
+@pytest.mark.parametrize("overrides", [{}, {"use_bottleneck_attention": True, "num_feedforward_networks": 2,
+                                            "key_query_shared_bottleneck": True}],
+                         ids=["kq_shared", "bottleneck_attention"])
+def test_mobilebert(tmp_path, overrides):
+    config, model, prefix = export(tmp_path, "mobilebert", sentence_head="nsp", **overrides)
     # full-length rows: MobileBERT masks padding with -6, HF with the dtype minimum
     report = check_hf_parity("mobilebert", config, model, prefix, padded=False)
     print(report.line())

@@ -32,13 +32,15 @@ class ParityReport:
     unset_parameters: list[str] = field(default_factory=list)
     skipped_variables: list[str] = field(default_factory=list)
     max_abs_diff: dict[str, float] = field(default_factory=dict)
+    max_abs_value: dict[str, float] = field(default_factory=dict)
 
     @property
     def worst(self) -> float:
         return max(self.max_abs_diff.values()) if self.max_abs_diff else float("nan")
 
     def line(self) -> str:
-        diffs = ", ".join(f"{k} {v:.2e}" for k, v in self.max_abs_diff.items())
+        diffs = ", ".join(f"{k} {v:.2e} (of max |value| {self.max_abs_value.get(k, float('nan')):.3g})"
+                          for k, v in self.max_abs_diff.items())
         return (f"{self.arch}/{self.component}: {self.num_parameters} HF parameters, "
                 f"{len(self.unset_parameters)} unset, {len(self.skipped_variables)} TF1 variables "
                 f"skipped by HF; max |HF - ours|: {diffs}")
@@ -76,7 +78,9 @@ def hf_config(arch: str, config, component: str = "discriminator"):
             use_bottleneck=d["use_bottleneck"], intra_bottleneck_size=d["intra_bottleneck_size"],
             true_hidden_size=d["intra_bottleneck_size"] if d["use_bottleneck"] else d["hidden_size"],
             use_bottleneck_attention=d["use_bottleneck_attention"],
-            key_query_shared_bottleneck=d["key_query_shared_bottleneck"],
+            # bottleneck attention wins over the shared Q/K bottleneck (as in the original);
+            # HF would still create the unused shared-bottleneck weights if both flags were on
+            key_query_shared_bottleneck=d["key_query_shared_bottleneck"] and not d["use_bottleneck_attention"],
             num_feedforward_networks=d["num_feedforward_networks"],
             normalization_type=d["normalization_type"], classifier_activation=d["classifier_activation"],
             **common)
@@ -143,7 +147,9 @@ def load_hf_from_tf1(arch: str, config, checkpoint_prefix: str, component: str =
             h.setLevel(level)
     skipped = collector.skipped + [line.split()[1] for line in printed.getvalue().splitlines()
                                    if line.startswith("Skipping ") and len(line.split()) > 1]
-    unset = [n for n, p in model.named_parameters() if torch.equal(p.detach(), before[n])]
+    # zero-element parameters (e.g. MobileBERT's extra output weights when E == H) hold nothing
+    unset = [n for n, p in model.named_parameters()
+             if p.numel() > 0 and torch.equal(p.detach(), before[n])]
     model.eval()
     return model, unset, skipped
 
@@ -224,6 +230,7 @@ def check_hf_parity(arch: str, config, keras_model, checkpoint_prefix: str, *,
                 keep = mask.astype(bool)  # padded positions are not defined outputs
                 a, b = a[keep], b[keep]
             report.max_abs_diff[k] = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+            report.max_abs_value[k] = float(np.max(np.abs(a)))
     return report
 
 
@@ -234,7 +241,8 @@ def write_reports(reports: list[ParityReport], path: str) -> None:
     os.chmod(path, 0o644)
 
 
-def parity_for(arch_or_preset: str, workdir: str, *, tiny: bool = True, seed: int = 0) -> list[ParityReport]:
+def parity_for(arch_or_preset: str, workdir: str, *, tiny: bool = True, seed: int = 0,
+               scale: float = 0.05) -> list[ParityReport]:
     """Build a randomly initialised model (tiny by default), export it as TF1 and check it
     against HF; ELECTRA gives two reports (discriminator, generator)."""
     from tfcompact.configs import get_preset, tiny_config
@@ -251,7 +259,7 @@ def parity_for(arch_or_preset: str, workdir: str, *, tiny: bool = True, seed: in
     rng = np.random.default_rng(seed)
     for v in model.weights:
         if not v.path.endswith("seed_generator_state"):
-            value = 0.05 * rng.standard_normal(v.shape) + (1.0 if v.path.endswith("gamma") else 0.0)
+            value = scale * rng.standard_normal(v.shape) + (1.0 if v.path.endswith("gamma") else 0.0)
             v.assign(value.astype(v.dtype))
     os.makedirs(workdir, exist_ok=True)
     export_tf1(model, arch, config, None, workdir)
@@ -269,8 +277,11 @@ if __name__ == "__main__":
     parser.add_argument("names", nargs="*", default=["bert", "albert", "electra", "mobilebert"],
                         help="architectures (tiny configs) or, with --presets, preset names")
     parser.add_argument("--presets", action="store_true", help="use full-size presets")
+    parser.add_argument("--scale", type=float, default=0.05,
+                        help="std of the random weights (gammas 1 + that); 0.02 is BERT's init")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.names:
-            for report in parity_for(name, os.path.join(tmp, name), tiny=not args.presets):
+            for report in parity_for(name, os.path.join(tmp, name), tiny=not args.presets,
+                                     scale=args.scale):
                 print(report.line())
