@@ -158,6 +158,17 @@ def _resolve_files(data_dir_or_glob: str, manifest: Mapping | None) -> tuple[dic
     return dict(manifest), files, counts
 
 
+def _vocab_beside(shard_path: str, manifest: Mapping) -> str | None:
+    """`vocab.txt` next to the shards when it is the data's vocabulary (same md5), so random
+    replacements come from its ordinary tokens as in the static converter."""
+    path = os.path.join(os.path.dirname(shard_path), "vocab.txt")
+    if not manifest.get("vocab_md5") or not tf.io.gfile.exists(path):
+        return None
+    from tfcompact.text.tokenizer import Vocab
+
+    return path if Vocab.load(path).md5 == manifest["vocab_md5"] else None
+
+
 def _derived_seed(seed: int, salt: int, epoch: tf.Tensor) -> tf.Tensor:
     """An int64 tf.data seed that differs per (seed, salt, epoch)."""
     return tf.cast(element_keys(seed * 8 + salt, epoch), tf.int64)
@@ -184,7 +195,8 @@ def pretraining_dataset(
     shapes, `drop_remainder=True`. `batch_size` is this pipeline's batch (under
     `distribute_datasets_from_function`: `input_context.get_per_replica_batch_size(global)`).
     The "unmasked" schema is masked on the fly (`dynamic_masking`, default from the manifest:
-    whole-word, 15 %); the "bert_masked" schema is read as written.
+    whole-word, 15 % of words, and the data directory's vocab.txt if it matches the manifest's
+    vocab_md5); the "bert_masked" schema is read as written.
 
     Sharding: with `input_context`, pipeline i of n reads files i, i+n, ... when there are at
     least n files, else every record whose index is i mod n. `is_training=False` gives one
@@ -199,7 +211,8 @@ def pretraining_dataset(
     schema = manifest["schema"]
     if schema == "unmasked":
         if dynamic_masking is None:
-            dynamic_masking = DynamicMaskingConfig.from_manifest(manifest)
+            dynamic_masking = DynamicMaskingConfig.from_manifest(
+                manifest, _vocab_beside(files[0], manifest))
     elif dynamic_masking is not None:
         raise ConfigError(f"{data_dir_or_glob}: dynamic masking needs the 'unmasked' schema; "
                           f"this data is '{schema}' (already masked)")

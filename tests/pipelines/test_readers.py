@@ -289,3 +289,21 @@ def test_evaluation_masks_fixed_without_seed(tmp_path):
     for x, y in zip(a, b):
         for k in x:
             np.testing.assert_array_equal(x[k], y[k])
+
+
+def test_vocab_next_to_shards_used_only_when_md5_matches(tmp_path):
+    import hashlib
+
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused1]", "##x", "的", "是"]
+    text = "".join(t + "\n" for t in tokens).encode("utf-8")
+    (tmp_path / "vocab.txt").write_bytes(text)
+    shard = str(tmp_path / "data-00000-of-00001.tfrecord")
+    manifest = {"vocab_md5": hashlib.md5(text).hexdigest()}
+    assert readers._vocab_beside(shard, manifest) == str(tmp_path / "vocab.txt")
+    assert readers._vocab_beside(shard, {"vocab_md5": "0" * 32}) is None
+    assert readers._vocab_beside(str(tmp_path / "x" / "s.tfrecord"), manifest) is None
+    cfg = DynamicMaskingConfig.from_manifest(
+        {"vocab_size": 9, "max_predictions_per_seq": 2,
+         "special_ids": {t: i for i, t in enumerate(tokens[:5])}},
+        readers._vocab_beside(shard, manifest))
+    assert cfg.replacement_ids() == [7, 8]
