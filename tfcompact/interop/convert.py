@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfcompact.errors import CheckpointError, ConfigError, DataError, UserError
 from tfcompact.interop import name_maps
-from tfcompact.interop.output_dir import atomic_output_dir
+from tfcompact.interop.output_dir import atomic_output_dir, check_output_dir
 from tfcompact.interop.tf1_checkpoint import (
     is_optimizer_or_bookkeeping, list_tf1_variables, read_tf1_variables, resolve_checkpoint_prefix,
     write_tf1_checkpoint)
@@ -114,11 +114,12 @@ def export_model_dir(model_dir: str, fmt: str, output: str, *, checkpoint: str |
             if not 2 <= seq_length <= max_len:
                 raise UserError(f"--seq_length {seq_length}: expected 2..{max_len} "
                                 "(the model's max_position_embeddings)")
+    if fmt != "tf1" and with_optimizer_slots:
+        raise UserError("--with_optimizer_slots applies to --format tf1 only")
+    check_output_dir(output, overwrite=overwrite)  # fail before the (slow) model load
     info, model, prefix = _load_model_dir(model_dir, checkpoint)
     if component is not None and info.arch != "electra":
         raise UserError(f"--component {component}: only ELECTRA models have generator/discriminator")
-    if fmt != "tf1" and with_optimizer_slots:
-        raise UserError("--with_optimizer_slots applies to --format tf1 only")
     with atomic_output_dir(output, overwrite=overwrite) as tmp:
         if fmt == "tf1":
             export_tf1(model, info.arch, info.config, info.vocab_path, tmp,
@@ -185,6 +186,7 @@ def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str, output: 
     """Import a TF1 checkpoint into a new model directory; see `tfcompact import-tf1`."""
     from tfcompact import modeldir
 
+    check_output_dir(output, overwrite=overwrite)
     prefix = resolve_checkpoint_prefix(checkpoint)
     config = _load_config(arch, config_path)
     shapes = list_tf1_variables(prefix)

@@ -18,13 +18,9 @@ def _is_remote(path: str) -> bool:
     return "://" in path
 
 
-@contextlib.contextmanager
-def atomic_output_dir(output: str, *, overwrite: bool = False) -> Iterator[str]:
-    """Yield a fresh temporary directory beside `output`; on success rename it to `output`.
-
-    An existing non-empty `output` is an error unless `overwrite` is set (then it is replaced
-    only after the new one is complete). On any exception the temporary directory is removed.
-    """
+def check_output_dir(output: str, *, overwrite: bool = False) -> str:
+    """The absolute output path, after checking it can be written (local, not a file, and
+    empty unless `overwrite`); cheap, so commands call it before any slow work."""
     if _is_remote(output):
         raise UserError(
             f"--output {output}: write exports to a local directory and copy them with gsutil/"
@@ -35,6 +31,17 @@ def atomic_output_dir(output: str, *, overwrite: bool = False) -> Iterator[str]:
     if os.path.isdir(output) and os.listdir(output) and not overwrite:
         raise UserError(f"--output {output} already exists and is not empty; "
                         "choose a new directory or pass --overwrite")
+    return output
+
+
+@contextlib.contextmanager
+def atomic_output_dir(output: str, *, overwrite: bool = False) -> Iterator[str]:
+    """Yield a fresh temporary directory beside `output`; on success rename it to `output`.
+
+    An existing non-empty `output` is an error unless `overwrite` is set (then it is replaced
+    only after the new one is complete). On any exception the temporary directory is removed.
+    """
+    output = check_output_dir(output, overwrite=overwrite)
     parent = os.path.dirname(output)
     try:
         os.makedirs(parent, exist_ok=True)
