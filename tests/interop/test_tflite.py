@@ -39,10 +39,12 @@ def test_fp32_matches_savedmodel(exported, cli):
     np.testing.assert_allclose(lite["mlm_logits"], ref["mlm_logits"], atol=1e-4)
 
     code, stdout, err = cli("check-tflite", "--tflite", out / "model.tflite", "--savedmodel",
-                            out / "encoder", "--max_abs_diff", "1e-4", "--num_batches", "2")
+                            out / "encoder", "--max_abs_diff", "1e-4", "--num_batches", "2",
+                            "--num_threads", "1", "--benchmark", "2")
     assert code == 0, stdout + err
     assert "max |tflite - savedmodel| sequence_output" in stdout
     assert "mlm argmax agreement: 1.0000" in stdout
+    assert "median latency tflite" in stdout
 
 
 def test_quantized(exported):
