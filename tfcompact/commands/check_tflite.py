@@ -26,8 +26,14 @@ def run(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
     if args.num_threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.num_threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.num_threads)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(args.num_threads)
+            tf.config.threading.set_inter_op_parallelism_threads(args.num_threads)
+        except RuntimeError:
+            # TensorFlow already started in this process (e.g. called from Python, not the
+            # shell): its thread pools are fixed now; only TFLite gets --num_threads.
+            print(f"note: TensorFlow already initialised; the SavedModel runs with its existing "
+                  f"threads, TFLite with {args.num_threads}")
     from tfcompact.interop.tflite import check_tflite
 
     result = check_tflite(args.tflite, args.savedmodel, num_batches=args.num_batches, seed=args.seed,
