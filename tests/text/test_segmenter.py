@@ -34,3 +34,25 @@ def test_presegmented_words_become_whole_words():
 def test_unknown_segmenter():
     with pytest.raises(UserError, match="unknown segmenter"):
         make_segmenter("ltp")
+
+
+def test_jieba_dictionary_cache_gives_jieba_words(tmp_path, monkeypatch):
+    """The converter's pickle cache of jieba's dictionary: written on first load, used on the
+    second, ignored when corrupt; the words always equal jieba's own (HMM on)."""
+    import jieba
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    text = "中共中央总书记、国家主席江泽民发表１９９８年新年讲话，韩国总统金大中访华。"
+    expected = jieba.Tokenizer().lcut(text, HMM=True)
+    first = make_segmenter("jieba")
+    first.load()
+    caches = list((tmp_path / "tfcompact").glob("jieba-*.pickle"))
+    assert len(caches) == 1
+    assert first.cut(text) == expected
+    second = make_segmenter("jieba")
+    second.load()
+    assert second.cut(text) == expected
+    caches[0].write_bytes(b"not a pickle")
+    third = make_segmenter("jieba")
+    third.load()
+    assert third.cut(text) == expected
