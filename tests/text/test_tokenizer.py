@@ -101,3 +101,16 @@ def test_vocab_unreadable(tmp_path):
     p.write_bytes(b"[PAD]\n\xff\xfe\n")
     with pytest.raises(DataError, match="not UTF-8"):
         Vocab.load(str(p))
+
+
+def test_encode_with_words_all_single_character_tokens(py_tok):
+    """Sentences of CJK characters and punctuation only (the per-character fast path): ids by
+    hand from the vocab, curly quotes normalised, a character outside the vocab is [UNK]."""
+    v = py_tok.vocab
+    text = "“我爱北京。”你好！"
+    ids, starts = py_tok.encode_with_words(text, cut=lambda norm: ['"', "我", "爱", "北京", "。", '"', "你好", "！"])
+    expected = [v.token_to_id[c] for c in ['"', "我", "爱", "北", "京", "。", '"', "你", "好", "！"]]
+    assert ids == expected == py_tok.tokenize_to_ids(text)
+    assert starts == [True, True, True, True, False, True, True, True, False, True]
+    ids, starts = py_tok.encode_with_words("我𠀾。")  # U+2003E: CJK Extension B, not in the vocab
+    assert ids == [v.token_to_id["我"], v.unk_id, v.token_to_id["。"]] and starts == [True] * 3

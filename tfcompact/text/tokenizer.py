@@ -245,6 +245,19 @@ def _scan_char_classes() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Pure-Python tokenizer
 # ---------------------------------------------------------------------------------------------
+class _MemoTable(dict):
+    """A dict that computes a missing key's value once with `fill(key)` and keeps it (bounded by
+    the number of distinct characters seen)."""
+
+    def __init__(self, fill):
+        super().__init__()
+        self._fill = fill
+
+    def __missing__(self, key):
+        value = self[key] = self._fill(key)
+        return value
+
+
 class BasicTokenizer:
     """BERT's basic tokenizer (steps 1-4 of the module docstring): text -> basic tokens.
 
@@ -264,6 +277,16 @@ class BasicTokenizer:
         self._marks_re = re.compile(f"[{c['marks']}]+")
         self._token_re = re.compile(f"[{c['cjk']}]|[{c['punct']}]|[^\\s{c['cjk']}{c['punct']}]+")
         self._cjk_re = re.compile(f"[{c['cjk']}]")
+        # Step 1-2 as str.translate: code point -> replacement, None (drop) or itself (keep),
+        # filled on first sight of each character (a C dict lookup per character afterwards;
+        # the regex's large character classes cost about 0.3 us a character).
+        self._clean_table = _MemoTable(self._clean_entry)
+
+    def _clean_entry(self, cp: int):
+        ch = chr(cp)
+        if self._clean_re.match(ch) is None:
+            return cp
+        return self._repl.get(ch) or None
 
     def normalize(self, text: str) -> str:
         """Steps 1-3 of the module docstring (punctuation map, clean, lower/NFD/strip marks).
@@ -272,7 +295,7 @@ class BasicTokenizer:
         combining marks: stripping them before NFD gives the same result, NFD never composes);
         then lower(), and NFD only for text that is not NFD already.
         """
-        text = self._clean_re.sub(self._clean_repl, text)
+        text = text.translate(self._clean_table)
         if self.do_lower_case:
             text = text.lower()
             if not text.isascii():
@@ -282,8 +305,6 @@ class BasicTokenizer:
                     text = text.replace("\u0307", "")
         return text
 
-    def _clean_repl(self, m) -> str:
-        return self._repl.get(m.group(), "")
 
     def split_words(self, text: str) -> list[str]:
         """Normalise and split into BERT basic tokens (CJK chars and punctuation separate)."""
@@ -304,6 +325,16 @@ class FullTokenizer(BasicTokenizer):
         super().__init__(do_lower_case)
         self.vocab = vocab if isinstance(vocab, Vocab) else Vocab.load(vocab)
         self._piece_cache: dict[str, tuple[int, ...]] = {}
+        # Character -> its id when it is a token by itself (CJK ideograph or punctuation),
+        # -1 otherwise: most Chinese sentences are made of such characters only, and then the
+        # ids are one dict lookup per character (no regex split, no WordPiece).
+        self._char_ids = _MemoTable(self._char_entry)
+
+    def _char_entry(self, ch: str) -> int:
+        m = self._token_re.match(ch + "a")  # a letter after it: does the token stop at ch?
+        if m is None or m.end() != 1:
+            return -1  # a space, or part of a longer word (letters, digits, ...)
+        return self.wordpiece_ids(ch)[0]
 
     # -- WordPiece ------------------------------------------------------------------------------
     def wordpiece_ids(self, word: str) -> tuple[int, ...]:
@@ -355,6 +386,20 @@ class FullTokenizer(BasicTokenizer):
         are exactly `tokenize_to_ids(text)`. Without `cut`, every basic token is a word.
         """
         norm = self.normalize(text)
+        if not norm:
+            return [], []
+        words = None
+        fast = list(map(self._char_ids.__getitem__, norm))
+        if -1 not in fast:  # every character is a token of its own
+            if cut is None:
+                return fast, [True] * len(fast)
+            words = cut(norm)
+            word_ends = list(itertools.accumulate(map(len, words)))
+            if word_ends and word_ends[-1] == len(norm):
+                flags = bytearray(len(norm))
+                flags[0] = 1
+                collections.deque(map(flags.__setitem__, word_ends[:-1], itertools.repeat(1)), maxlen=0)
+                return fast, list(map(bool, flags))
         toks = self._token_re.findall(norm)
         if not toks:
             return [], []
@@ -364,7 +409,7 @@ class FullTokenizer(BasicTokenizer):
         if cut is None:
             tok_new = [True] * len(toks)
         else:
-            words = cut(norm)
+            words = cut(norm) if words is None else words
             word_ends = list(itertools.accumulate(map(len, words)))
             lossless = bool(word_ends) and word_ends[-1] == len(norm)
             if not lossless:  # a segmenter that dropped characters: search
