@@ -173,7 +173,7 @@ def mask_batch(
     """Whole-word (or token) masking of a batch [n, S] at once, same rules as `mask_sequence`.
 
     Words are visited in a random order per row; the greedy "take the word if it still fits
-    the piece budget, else skip it" runs as one vectorised step per rank. Returns (masked
+    the piece budget, else skip it" runs as a few whole-batch steps (`_greedy_take`). Returns (masked
     tokens [n, S], positions [n, P] sorted per row, labels [n, P], counts [n]); entries past
     a row's count are 0. (n-gram masking runs `mask_sequence` row by row.)
     """
@@ -188,37 +188,79 @@ def mask_batch(
         return (out, *_gather_predictions(chosen, tokens, cfg.max_predictions_per_seq))
     n, S = tokens.shape
     starts = maskable if cfg.mode == "token" else (word_starts & maskable)
-    word = np.cumsum(starts, axis=1) - 1  # word index per position (valid where maskable)
-    word = np.where(maskable, word, S)  # S = "no word" slot
-    rows = np.repeat(np.arange(n), S).reshape(n, S)
-    wlen = np.bincount((rows * (S + 1) + word).ravel(), minlength=n * (S + 1)).reshape(n, S + 1)[:, :S]
+    word = np.cumsum(starts, axis=1, dtype=np.int64)  # 1 + word index per position
+    word -= 1
+    word[~maskable] = S  # S = "no word" slot
+    # Flat index of (row, word) in [n, S + 1] tables: 1-D gathers instead of 2-D fancy indexing.
+    flat = (np.arange(0, n * (S + 1), S + 1)[:, None] + word).ravel()
+    wlen = np.bincount(flat, minlength=n * (S + 1)).reshape(n, S + 1)[:, :S]
     num_words = starts.sum(axis=1)
     budget = np.minimum(cfg.max_predictions_per_seq,
                         np.maximum(1, np.round(lengths * cfg.masked_lm_prob).astype(np.int64)))
     keys = rng.random((n, S))
-    keys[np.arange(S)[None, :] >= num_words[:, None]] = 2.0  # non-words last
-    order = np.argsort(keys, axis=1, kind="stable")
-    chosen = np.zeros((n, S + 1), dtype=bool)
-    count = np.zeros(n, dtype=np.int64)
-    live = np.flatnonzero(num_words > 0)  # rows that may still take a word
-    for k in range(int(num_words.max(initial=0))):
-        if k % 8 == 0:
-            live = live[(count[live] < budget[live]) & (k < num_words[live])]
-            if live.size == 0:
-                break
-        w = order[live, k]
-        size = wlen[live, w]
-        take = (k < num_words[live]) & (count[live] + size <= budget[live])
-        count[live] += np.where(take, size, 0)
-        chosen[live, w] = take
+    order = _random_order(keys, np.arange(S)[None, :] >= num_words[:, None])
+    chosen = _greedy_take(order, wlen, num_words, budget)
     action = rng.random((n, S + 1))  # one draw per word
-    repl = cfg.replacement_ids[rng.integers(0, len(cfg.replacement_ids), size=(n, S))]
-    pos_chosen = chosen[rows, word] & maskable
-    act = action[rows, word]
-    out = np.where(pos_chosen & (act < cfg.mask_rate), cfg.mask_id, tokens)
-    out = np.where(pos_chosen & (act >= cfg.mask_rate + cfg.keep_rate), repl, out)
+    repl_idx = rng.integers(0, len(cfg.replacement_ids), size=(n, S))
+    pos_chosen = chosen.ravel()[flat].reshape(n, S)
+    pos_chosen &= maskable
+    act = action.ravel()[flat].reshape(n, S)
+    out = tokens.copy()
+    out[pos_chosen & (act < cfg.mask_rate)] = cfg.mask_id
+    rand = pos_chosen & (act >= cfg.mask_rate + cfg.keep_rate)
+    out[rand] = cfg.replacement_ids[repl_idx[rand]]
     positions, labels, counts = _gather_predictions(pos_chosen, tokens, cfg.max_predictions_per_seq)
     return out, positions, labels, counts
+
+
+def _random_order(keys: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Per row, the columns sorted by `keys` (uniform doubles from `Generator.random`), the
+    `last` columns after all others, ties in column order: `argsort(keys, kind="stable")`
+    with `keys[last] = 2`. The doubles are multiples of 2**-53, so (key * 2**53, column) packs
+    exactly into one unique int64 and an unstable sort gives the same order, faster."""
+    n, S = keys.shape
+    bits = max(1, (S - 1).bit_length())
+    if 53 + bits > 62:
+        keys = np.where(last, 2.0, keys)
+        return np.argsort(keys, axis=1, kind="stable")
+    k = (keys * 9007199254740992.0).astype(np.int64)
+    k[last] = 1 << 53
+    k <<= bits
+    k |= np.arange(S, dtype=np.int64)[None, :]
+    return np.argsort(k, axis=1)
+
+
+def _greedy_take(order: np.ndarray, wlen: np.ndarray, num_words: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """chosen bool [n, S + 1]: visiting the words of each row in `order`, take a word if its
+    pieces still fit the row's budget, else skip it (the rule of `mask_sequence`).
+
+    Without a Python loop over ranks: the words before the first one that overflows are a
+    prefix (cumulative sum of sizes); after it only words no bigger than the remaining budget
+    can be taken, found by a few "first such word after the last taken" steps (each one lowers
+    the remaining budget, and rows rarely need more than two)."""
+    n, S = order.shape
+    rank = np.arange(S)[None, :]
+    valid = rank < num_words[:, None]
+    size = np.where(valid, np.take_along_axis(wlen, order, axis=1), 0)
+    csum = np.cumsum(size, axis=1)
+    take = valid & (csum <= budget[:, None])
+    count = np.where(take, size, 0).sum(axis=1)
+    rem = budget - count
+    last = take.sum(axis=1) - 1  # the prefix's last rank
+    live = np.flatnonzero((rem > 0) & (last + 1 < num_words))
+    while live.size:
+        cand = valid[live] & (rank > last[live, None]) & (size[live] <= rem[live, None]) & (size[live] > 0)
+        found = cand.any(axis=1)
+        live = live[found]
+        k = cand[found].argmax(axis=1)
+        take[live, k] = True
+        rem[live] -= size[live, k]
+        last[live] = k
+        live = live[rem[live] > 0]
+    chosen = np.zeros((n, S + 1), dtype=bool)
+    r_idx, k_idx = np.nonzero(take)
+    chosen[r_idx, order[r_idx, k_idx]] = True
+    return chosen
 
 
 def _gather_predictions(pos_chosen: np.ndarray, tokens: np.ndarray, P: int):

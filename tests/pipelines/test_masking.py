@@ -167,3 +167,30 @@ def test_sequence_and_batch_paths_agree_on_rules(tok, batch):
         _, pos, _ = masking.mask_sequence(tokens[r, :L].tolist(), starts[r, :L].tolist(),
                                           maskable[r, :L].tolist(), np.random.default_rng(r), cfg)
         assert 0 < len(pos) <= masking.num_predictions(L, cfg)
+
+
+def test_batch_greedy_matches_a_plain_loop_per_row():
+    """The vectorised word choice equals the rule written as a loop: visit words in the order of
+    a stable sort of the random keys, take a word if its pieces still fit the budget."""
+    from pipelines.masking import _greedy_take, _random_order
+
+    g = np.random.default_rng(5)
+    for S in (16, 128, 2048):
+        n = 40
+        keys = g.random((n, S))
+        num_words = g.integers(0, S + 1, size=n)
+        wlen = np.zeros((n, S), dtype=np.int64)
+        for r in range(n):
+            wlen[r, :num_words[r]] = g.integers(1, 5, size=num_words[r])
+        budget = g.integers(1, 25, size=n)
+        order = _random_order(keys, np.arange(S)[None, :] >= num_words[:, None])
+        chosen = _greedy_take(order, wlen, num_words, budget)
+        for r in range(n):
+            ref_order = sorted(range(num_words[r]), key=lambda w: keys[r, w])
+            assert order[r, :num_words[r]].tolist() == ref_order
+            count, expect = 0, set()
+            for w in ref_order:
+                if count + wlen[r, w] <= budget[r]:
+                    expect.add(w)
+                    count += wlen[r, w]
+            assert set(np.flatnonzero(chosen[r]).tolist()) == expect
