@@ -326,26 +326,46 @@ class _EntryHeaders:
 _HEADERS = _EntryHeaders()
 
 
+def _varint_matrix(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 array of the packed varints of all values, row-major; byte count per value [n, m]).
+
+    Each value's K possible bytes are computed as columns of a [values, K] matrix (K from the
+    largest value: 2 or 3 for vocab ids), then a boolean mask keeps the first `nb` of each."""
+    m = np.ascontiguousarray(matrix, dtype=np.int64)
+    v = m.ravel()
+    if v.size == 0:
+        return np.zeros(0, np.uint8), np.zeros(m.shape, np.int64)
+    if int(v.min()) < 0:  # negative int64: 10 bytes of two's complement
+        v = v.view(np.uint64)
+        vmax = (1 << 64) - 1
+    else:
+        vmax = int(v.max())
+    K = 1
+    while K < 10 and vmax >= (1 << (7 * K)):
+        K += 1
+    if K == 1:
+        return v.astype(np.uint8), np.ones(m.shape, np.int64)
+    one = v.dtype.type(1)
+    cols = np.empty((v.size, K), dtype=np.uint8)
+    keep = np.empty((v.size, K), dtype=bool)
+    keep[:, 0] = True
+    for k in range(K):
+        byte = ((v >> v.dtype.type(7 * k)) & v.dtype.type(0x7F)).astype(np.uint8)
+        if k < K - 1:
+            more = v >= (one << v.dtype.type(7 * (k + 1)))  # another byte follows
+            keep[:, k + 1] = more
+            byte |= more.view(np.uint8) << 7
+        cols[:, k] = byte
+    nb = keep.sum(axis=1, dtype=np.int64)
+    return cols.ravel()[keep.ravel()], nb.reshape(m.shape)
+
+
 def varint_rows(matrix: np.ndarray) -> tuple[bytes, list[int]]:
     """Packed varints of each row of an int64 matrix, vectorised: (all bytes, row offsets)."""
-    v = np.ascontiguousarray(matrix, dtype=np.int64).view(np.uint64).ravel()
-    nb = np.ones(v.shape, dtype=np.int64)
-    vmax = int(v.max()) if v.size else 0
-    for k in range(1, 10):
-        if vmax < (1 << (7 * k)):
-            break
-        nb += v >= np.uint64(1 << (7 * k))
-    total = int(nb.sum())
-    ends = np.cumsum(nb)
-    first = ends - nb
-    owner = np.repeat(np.arange(v.size), nb)  # which value each output byte belongs to
-    k = np.arange(total) - first[owner]  # byte index within its varint
-    byte = (v[owner] >> (np.uint64(7) * k.astype(np.uint64))) & np.uint64(0x7F)
-    more = k < (nb[owner] - 1)
-    out = (byte | np.where(more, np.uint64(0x80), np.uint64(0))).astype(np.uint8).tobytes()
-    row_len = nb.reshape(matrix.shape).sum(axis=1)
+    data, nb = _varint_matrix(matrix)
+    row_len = nb.sum(axis=1)
     offsets = np.concatenate([[0], np.cumsum(row_len)]).tolist()
-    return out, offsets
+    return data.tobytes(), offsets
 
 
 def _example_from_entries(entries: list) -> bytes:
@@ -415,3 +435,4 @@ def batch_to_example_bytes(
             ]
         out.append(_example_from_entries(entries))
     return out
+

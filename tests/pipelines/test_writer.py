@@ -86,3 +86,13 @@ def test_manifest_is_written_atomically_with_required_keys(tmp_path):
     with pytest.raises(ValueError, match="lacks"):
         writer.write_manifest(str(tmp_path), {"schema": "bert_masked"})
     assert not os.listdir(tmp_path)
+
+
+def test_varint_rows_by_hand():
+    """Protobuf varints: 7 bits a byte, low group first, high bit = more; negative int64 take
+    10 bytes (two's complement)."""
+    data, off = writer.varint_rows(np.array([[0, 1, 127], [128, 300, 16384]]))
+    assert data[off[0]:off[1]] == bytes([0, 1, 127])
+    assert data[off[1]:off[2]] == bytes([0x80, 0x01, 0xAC, 0x02, 0x80, 0x80, 0x01])
+    data, off = writer.varint_rows(np.array([[-1, 5]]))
+    assert data == bytes([0xFF] * 9 + [0x01, 0x05]) and off == [0, 11]
