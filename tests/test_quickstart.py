@@ -20,7 +20,7 @@ def test_quickstart_end_to_end(tmp_path):
     out = tmp_path / "qs"
     r = _run("--output_dir", str(out), "--steps", "20", "--corpus_bytes", "300000",
              "--num_workers", "1", "--set", "train.steps_per_loop=5",
-             "--set", "optimizer.warmup_steps=5")
+             "--set", "optimizer.warmup_steps=5", "--set", "train.eval_every=10")
     assert r.returncode == 0, r.stderr[-3000:]
     for step in ("[1/4] corpus", "[2/4] create-data", "[3/4] pretrain", "[4/4] export"):
         assert step in r.stdout
@@ -35,6 +35,7 @@ def test_quickstart_end_to_end(tmp_path):
     history = summary["history"]
     assert [h["step"] for h in history] == [5, 10, 15, 20]
     assert history[-1]["loss"] < history[0]["loss"]
+    assert [e["step"] for e in summary["eval_history"]] == [10, 20]
     assert summary["eval"]["step"] == 20 and 0.0 <= summary["eval"]["mlm_accuracy"] <= 1.0
     assert (out / "model" / "tfcompact.json").exists() and (out / "model" / "vocab.txt").exists()
     assert os.listdir(out / "model" / "tensorboard" / "train")
