@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -250,7 +251,9 @@ def convert_shard(cfg: ConvertConfig, files: Sequence[str], parts: Sequence[tupl
     stats = corpus.ReadStats()
     reported = 0
     last_report = time.monotonic()
-    with open(tmp, "wb") as out:
+    digest = hashlib.sha256()  # of the bytes as written: no second read of the shard
+    with open(tmp, "wb", buffering=1 << 20) as f:
+        out = _HashingWriter(f, digest)
         sw = _ShardWriter(cfg, shard_index, tok, seg, out)
         for fi, start, end in parts:
             for doc in corpus.iter_documents(files[fi], errors=cfg.errors, start=start, end=end, stats=stats):
@@ -260,11 +263,11 @@ def convert_shard(cfg: ConvertConfig, files: Sequence[str], parts: Sequence[tupl
                     progress.put((shard_index, stats.bytes_read - reported, sw.num_instances))
                     reported, last_report = stats.bytes_read, now
         sw.flush()
-        out.flush()
-        os.fsync(out.fileno())
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, final)
     info = {
-        "file": name, "num_instances": sw.num_instances, "sha256": writer.sha256_of_file(final),
+        "file": name, "num_instances": sw.num_instances, "sha256": digest.hexdigest(),
         "bytes_read": stats.bytes_read, "bad_lines": stats.bad_lines, "first_bad": stats.first_bad,
         "long_lines": stats.long_lines, "documents": stats.documents,
     }
@@ -272,6 +275,18 @@ def convert_shard(cfg: ConvertConfig, files: Sequence[str], parts: Sequence[tupl
     if progress is not None:
         progress.put((shard_index, stats.bytes_read - reported, sw.num_instances))
     return info
+
+
+class _HashingWriter:
+    """File wrapper that feeds everything written to a hash as well."""
+
+    def __init__(self, f, digest):
+        self.f = f
+        self.digest = digest
+
+    def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.f.write(data)
 
 
 def _convert_shard_task(args):

@@ -90,7 +90,7 @@ def _cut_points(starts: np.ndarray, max_tokens: int) -> list[tuple[int, int]]:
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class Instance:
     """[CLS] A [SEP] (B [SEP]): A = a_doc.ids[a0:a1], B = b_doc.ids[b0:b1] (b_doc None: no B)."""
 
