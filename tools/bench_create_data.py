@@ -3,7 +3,10 @@
 
 Prints, per corpus size (1 MB and the whole ~5.5 MB), segmenter (jieba, rjieba) and worker
 count (1, 2): MB of raw text per second, instances per second, peak RSS of the converter and
-all its worker processes together (sampled every 50 ms), and the 1 -> 2 worker speed-up.
+all its worker processes together (sampled every 50 ms; pages shared by the forked workers
+count once per process) and peak PSS (shared pages counted once), the 1 -> 2 worker
+speed-up, and the CPU seconds of the whole process tree (wall-clock figures depend on what
+else runs on the machine; MB per CPU-second much less).
 In the same run, as the comparison column, a baseline: a straightforward single-process
 in-memory converter written below the way the reference converters work (all documents and
 instances in memory, a per-character Python tokenizer, jieba re-run on every instance of every
@@ -55,6 +58,19 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: shared pages (e.g. the segmenter's dictionary, loaded once before
+    the workers fork) counted once across the processes sharing them."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def tree_rss_mib(pid: int) -> float:
     total, stack = 0, [pid]
     while stack:
@@ -64,17 +80,28 @@ def tree_rss_mib(pid: int) -> float:
     return total / 1024
 
 
-def run_measured(cmd: list[str], env=None) -> tuple[float, float, int, float]:
+def tree_pss_mib(pid: int) -> float:
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        total += _pss_kib(p)
+        stack += _children(p)
+    return total / 1024
+
+
+def run_measured(cmd: list[str], env=None) -> tuple[float, float, int, float, float]:
     """(wall seconds, peak RSS MiB of the whole process tree, return code, CPU seconds of the
-    tree: user + system of the process and every descendant it waited for)."""
+    tree: user + system of the process and every descendant it waited for, peak PSS MiB of
+    the tree)."""
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0.0
+    peak = peak_pss = 0.0
     while proc.poll() is None:
         peak = max(peak, tree_rss_mib(proc.pid))
+        peak_pss = max(peak_pss, tree_pss_mib(proc.pid))
         time.sleep(0.05)
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -82,7 +109,7 @@ def run_measured(cmd: list[str], env=None) -> tuple[float, float, int, float]:
     err = proc.stderr.read().decode(errors="replace")
     if proc.returncode != 0:
         print(err[-2000:], file=sys.stderr)
-    return wall, peak, proc.returncode, cpu
+    return wall, peak, proc.returncode, cpu, peak_pss
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,14 +295,14 @@ def main(argv=None) -> int:
                            "--output_dir", out, "--max_seq_length", "128", "--max_predictions_per_seq", "20",
                            "--masking", "wwm", "--pair_task", "sop", "--dupe_factor", "5", "--num_workers", str(w),
                            "--segmenter", seg, "--quiet"]
-                    wall, peak, rc, cpu = run_measured(cmd, env)
+                    wall, peak, rc, cpu, pss = run_measured(cmd, env)
                     if rc != 0:
                         print(f"create-data failed ({size}, {seg}, {w} workers)", file=sys.stderr)
                         return 1
                     n = json.load(open(os.path.join(out, "manifest.json")))["num_instances"]
                     walls[w] = wall
                     rows.append(dict(what=f"tfcompact {seg}", size=f"{mb:.2f} MB", workers=w, wall=wall,
-                                     mbps=mb / wall, ips=n / wall, rss=peak, cpu=cpu, mb=mb,
+                                     mbps=mb / wall, ips=n / wall, rss=peak, pss=pss, cpu=cpu, mb=mb,
                                      speedup=(walls[min(walls)] / wall) if w != min(walls) else None))
                     shutil.rmtree(out, ignore_errors=True)
         if args.baseline_kb:
@@ -285,11 +312,11 @@ def main(argv=None) -> int:
             out = os.path.join(tmp, "baseline.tfrecord")
             code = (f"import sys; sys.path.insert(0, {ROOT!r}); from tools.bench_create_data import baseline_convert; "
                     f"n = baseline_convert({text!r}, {vocab!r}, {out!r}); open({out!r} + '.n', 'w').write(str(n))")
-            wall, peak, rc, cpu = run_measured([sys.executable, "-c", code], env)
+            wall, peak, rc, cpu, pss = run_measured([sys.executable, "-c", code], env)
             if rc == 0:
                 n = int(open(out + ".n").read())
                 rows.append(dict(what="baseline (in-memory, 1 process, jieba per instance)", size=f"{mb:.2f} MB",
-                                 workers=1, wall=wall, mbps=mb / wall, ips=n / wall, rss=peak, speedup=None,
+                                 workers=1, wall=wall, mbps=mb / wall, ips=n / wall, rss=peak, pss=pss, speedup=None,
                                  cpu=cpu, mb=mb))
     finally:
         if not args.keep:
@@ -297,12 +324,13 @@ def main(argv=None) -> int:
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end "
           "(other processes share the cores: compare rows of one run only)")
     print("| converter | text | workers | wall s | MB/s | instances/s | peak RSS MiB (all processes) "
-          "| speed-up 1->N | CPU s | MB per CPU-second |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| peak PSS MiB | speed-up 1->N | CPU s | MB per CPU-second |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         sp = f"{r['speedup']:.2f}x" if r["speedup"] else ""
         print(f"| {r['what']} | {r['size']} | {r['workers']} | {r['wall']:.1f} | {r['mbps']:.3f} | "
-              f"{r['ips']:.0f} | {r['rss']:.0f} | {sp} | {r['cpu']:.1f} | {r['mb'] / max(r['cpu'], 1e-9):.3f} |")
+              f"{r['ips']:.0f} | {r['rss']:.0f} | {r['pss']:.0f} | {sp} | {r['cpu']:.1f} | "
+              f"{r['mb'] / max(r['cpu'], 1e-9):.3f} |")
     return 0
 
 
