@@ -349,14 +349,15 @@ def _varint_matrix(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cols = np.empty((v.size, K), dtype=np.uint8)
     keep = np.empty((v.size, K), dtype=bool)
     keep[:, 0] = True
+    nb = np.ones(v.size, dtype=np.int64)
     for k in range(K):
         byte = ((v >> v.dtype.type(7 * k)) & v.dtype.type(0x7F)).astype(np.uint8)
         if k < K - 1:
             more = v >= (one << v.dtype.type(7 * (k + 1)))  # another byte follows
             keep[:, k + 1] = more
+            nb += more
             byte |= more.view(np.uint8) << 7
         cols[:, k] = byte
-    nb = keep.sum(axis=1, dtype=np.int64)
     return cols.ravel()[keep.ravel()], nb.reshape(m.shape)
 
 
