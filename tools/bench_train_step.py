@@ -40,7 +40,7 @@ ROWS = [
     ("mobilebert base-f2", "mobilebert_base_f2_zh", "small"),
     ("mobilebert base-f4", "mobilebert_base_f4_zh", "base"),
 ]
-STEPS = {"tiny": 10, "small": 5, "base": 2}
+STEPS = {"tiny": 5, "small": 3, "base": 1}
 
 
 def synthetic_batch(vocab_size: int, batch: int, seq: int, preds: int, seed: int = 0) -> dict:
