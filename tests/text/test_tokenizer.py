@@ -114,3 +114,20 @@ def test_encode_with_words_all_single_character_tokens(py_tok):
     assert starts == [True, True, True, True, False, True, True, True, False, True]
     ids, starts = py_tok.encode_with_words("我𠀾。")  # U+2003E: CJK Extension B, not in the vocab
     assert ids == [v.token_to_id["我"], v.unk_id, v.token_to_id["。"]] and starts == [True] * 3
+
+
+def test_encode_with_words_mixed_runs_without_spaces(py_tok):
+    """Characters that are tokens by themselves mixed with multi-character words (digits,
+    Latin letters, several WordPiece pieces): whole-word flags by hand."""
+    text = "我有3.14个iphone12。"
+    words = ["我", "有", "3.14", "个", "iphone12", "。"]
+    ids, starts = py_tok.encode_with_words(text, cut=lambda norm: words)
+    assert ids == py_tok.tokenize_to_ids(text)
+    phone = len(py_tok.wordpiece_ids("iphone12"))
+    assert phone >= 2
+    # 我 | 有 | 3 . 14 | 个 | iphone ##12... | 。
+    assert starts == [True, True, True, False, False, True] + [True] + [False] * (phone - 1) + [True]
+    # A segmenter word boundary inside a basic token merges it with the next word.
+    ids2, starts2 = py_tok.encode_with_words("ab12北京", cut=lambda norm: ["ab", "12北", "京"])
+    assert ids2 == py_tok.tokenize_to_ids("ab12北京")
+    assert starts2[-2:] == [True, True] and starts2[0] is True

@@ -245,6 +245,9 @@ def _scan_char_classes() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Pure-Python tokenizer
 # ---------------------------------------------------------------------------------------------
+_WHITESPACE = re.compile(r"\s")
+
+
 class _MemoTable(dict):
     """A dict that computes a missing key's value once with `fill(key)` and keeps it (bounded by
     the number of distinct characters seen)."""
@@ -400,6 +403,11 @@ class FullTokenizer(BasicTokenizer):
                 flags[0] = 1
                 collections.deque(map(flags.__setitem__, word_ends[:-1], itertools.repeat(1)), maxlen=0)
                 return fast, list(map(bool, flags))
+        if cut is not None and _WHITESPACE.search(norm) is None:
+            words = cut(norm) if words is None else words
+            out = self._encode_runs(norm, fast, words)
+            if out is not None:
+                return out
         toks = self._token_re.findall(norm)
         if not toks:
             return [], []
@@ -440,6 +448,41 @@ class FullTokenizer(BasicTokenizer):
             ids.extend(p)
             starts.append(new)
             starts.extend([False] * (len(p) - 1))
+        return ids, starts
+
+    def _encode_runs(self, norm: str, char_ids: list, words: list) -> tuple[list[int], list[bool]] | None:
+        """`encode_with_words` for a text without spaces that mixes single-character tokens
+        with longer words (digits, Latin letters), working run by run instead of token by token.
+
+        Tokens tile such a text: each character with an id in `char_ids` is a token, each
+        maximal run of the others (-1) is one word for WordPiece. A token starts a new whole
+        word when a segmenter word starts after the previous token's start and at or before
+        its own start. None when the segmenter's words do not tile the text."""
+        n = len(norm)
+        ends = list(itertools.accumulate(map(len, words)))
+        if not ends or ends[-1] != n:
+            return None
+        flags = bytearray(n + 1)  # flags[p] = 1: a word starts at p
+        flags[0] = 1
+        collections.deque(map(flags.__setitem__, ends[:-1], itertools.repeat(1)), maxlen=0)
+        ids: list[int] = []
+        starts: list[bool] = []
+        prev = -1  # start of the previous token
+        pos = 0
+        for is_word, group in itertools.groupby(char_ids, key=(-1).__eq__):
+            size = len(list(group))
+            if is_word:  # one basic token norm[pos:pos + size]
+                pieces = self._piece_cache.get(norm[pos:pos + size]) or self.wordpiece_ids(norm[pos:pos + size])
+                ids.extend(pieces)
+                starts.append(prev < 0 or 1 in flags[prev + 1:pos + 1])
+                starts.extend([False] * (len(pieces) - 1))
+                prev = pos
+            else:  # `size` single-character tokens
+                ids.extend(char_ids[pos:pos + size])
+                starts.append(prev < 0 or 1 in flags[prev + 1:pos + 1])
+                starts.extend(map(bool, flags[pos + 1:pos + size]))
+                prev = pos + size - 1
+            pos += size
         return ids, starts
 
     def tokenize(self, text: str) -> list[str]:
