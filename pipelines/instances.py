@@ -48,13 +48,10 @@ class EncodedDocument:
             n = len(ids)
             if n == 0:
                 continue
-            st = list(st)
-            st[0] = True
             if max_sentence_tokens and n > max_sentence_tokens:
                 for lo, hi in _cut_points(st, max_sentence_tokens):
                     flat_ids.extend(ids[lo:hi])
-                    flat_st.append(True)
-                    flat_st.extend(st[lo + 1:hi])
+                    flat_st.extend(st[lo:hi])
                     lengths.append(hi - lo)
             else:
                 flat_ids.extend(ids)
@@ -63,7 +60,9 @@ class EncodedDocument:
         bounds = np.zeros(len(lengths) + 1, dtype=np.int64)
         if lengths:
             np.cumsum(lengths, out=bounds[1:])
-        return cls(np.array(flat_ids, dtype=np.int32), np.array(flat_st, dtype=bool), bounds)
+        starts = np.array(flat_st, dtype=bool)
+        starts[bounds[:-1]] = True  # every (piece of a) sentence starts a word
+        return cls(np.array(flat_ids, dtype=np.int32), starts, bounds)
 
     @property
     def num_sentences(self) -> int:
