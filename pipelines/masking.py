@@ -244,9 +244,9 @@ def _greedy_take(order: np.ndarray, wlen: np.ndarray, num_words: np.ndarray, bud
     size = np.where(valid, np.take_along_axis(wlen, order, axis=1), 0)
     csum = np.cumsum(size, axis=1)
     take = valid & (csum <= budget[:, None])
-    count = np.where(take, size, 0).sum(axis=1)
+    last = np.count_nonzero(take, axis=1) - 1  # the prefix's last rank
+    count = np.where(last >= 0, csum[np.arange(n), np.maximum(last, 0)], 0)
     rem = budget - count
-    last = take.sum(axis=1) - 1  # the prefix's last rank
     live = np.flatnonzero((rem > 0) & (last + 1 < num_words))
     while live.size:
         cand = valid[live] & (rank > last[live, None]) & (size[live] <= rem[live, None]) & (size[live] > 0)
