@@ -110,3 +110,36 @@ def test_write_rejects_wrong_config_or_preset(tmp_path):
         modeldir.write_model_dir_config(tmp_path, "bert", tiny_config("bert"), preset="albert_tiny_zh")
     with pytest.raises(ConfigError, match="vocabulary"):
         modeldir.write_model_dir_config(tmp_path, "bert", tiny_config("bert"), vocab_path=tmp_path / "none.txt")
+
+
+@pytest.mark.parametrize("scheme", ["local", "ram"])
+def test_model_dir_on_any_tf_filesystem(tmp_path, monkeypatch, scheme):
+    """Written, read and loaded through tf.io.gfile: ram:// stands in for gs:// (TPU runs)."""
+    monkeypatch.chdir(tmp_path)  # a path mistaken for a local one would land here
+    config = tiny_config("bert")
+    vocab = _vocab(tmp_path)
+    d = str(tmp_path / "model") if scheme == "local" else f"ram://modeldir-test-{os.getpid()}/model"
+    path = modeldir.write_model_dir_config(d, "bert", config, vocab_path=str(vocab))
+    assert path == d + "/tfcompact.json"
+    with tf.io.gfile.GFile(path, "r") as fh:
+        assert json.loads(fh.read())["arch"] == "bert"
+    assert sorted(tf.io.gfile.listdir(d)) == ["tfcompact.json", "vocab.txt"]  # no temp files left
+    if scheme == "ram":
+        assert not os.path.exists(tmp_path / "ram:"), "ram:// path written to the local disk"
+    model = build_pretraining_model("bert", config)
+    batch = {"input_ids": tf.constant([[2, 7, 4, 3]]), "input_mask": tf.ones([1, 4], tf.int32),
+             "segment_ids": tf.zeros([1, 4], tf.int32), "masked_lm_positions": tf.constant([[2]])}
+    expected = model(batch, training=False)["mlm_logits"].numpy()
+    _save(model, d)
+    info = modeldir.read_model_dir(d)
+    assert info.config == config and info.latest_checkpoint is not None
+    with tf.io.gfile.GFile(info.vocab_path, "r") as fh:
+        assert fh.read() == vocab.read_text(encoding="utf-8")
+    loaded = modeldir.load_pretraining_model(d)
+    np.testing.assert_allclose(loaded(batch, training=False)["mlm_logits"].numpy(), expected,
+                               rtol=1e-5, atol=1e-6)
+    # Rewriting is atomic and overwrites in place.
+    modeldir.write_model_dir_config(d, "bert", config.replace(hidden_dropout_prob=0.0),
+                                    vocab_path=str(vocab))
+    assert modeldir.read_model_dir(d).config.hidden_dropout_prob == 0.0
+    assert sorted(tf.io.gfile.listdir(d)) == ["checkpoints", "tfcompact.json", "vocab.txt"]

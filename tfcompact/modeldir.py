@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+import uuid
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -46,30 +45,51 @@ class ModelDirInfo:
         return os.path.join(self.path or "", CHECKPOINT_DIR)
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+def _gfile():
+    """tf.io.gfile: one API for local paths, gs:// (TPU runs) and every filesystem TF knows."""
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def _join(*parts: str) -> str:
+    """Path join that keeps URL schemes intact (os.path.join works for gs://a/b as well)."""
+    return os.path.join(*parts)
+
+
+def _tmp_name(path: str) -> str:
+    return f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write to a temporary sibling, then rename over ``path`` (a copy + delete on gs://)."""
+    gfile = _gfile()
+    tmp = _tmp_name(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        with gfile.GFile(tmp, "wb") as fh:
+            fh.write(data)
+        gfile.rename(tmp, path, overwrite=True)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if gfile.exists(tmp):
+            gfile.remove(tmp)
         raise
+
+
+def _atomic_write_text(path: str, text: str) -> None:
+    _atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _atomic_copy(src: str, dst: str) -> None:
-    folder = os.path.dirname(os.path.abspath(dst))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with _gfile().GFile(src, "rb") as fh:
+        data = fh.read()
+    _atomic_write_bytes(dst, data)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` are one local file (copying it onto itself would be a no-op)."""
+    if "://" in a or "://" in b:
+        return a == b
+    return os.path.exists(b) and os.path.samefile(a, b)
 
 
 def write_model_dir_config(
@@ -95,18 +115,19 @@ def write_model_dir_config(
         raise ConfigError(f"preset: {preset!r} is a {get_preset(preset).arch} preset, not {arch}")
     if sentence_head is not None and sentence_head not in ("nsp", "sop", "none"):
         raise ConfigError(f"sentence_head: expected nsp, sop or none, got {sentence_head!r}")
-    os.makedirs(dir, exist_ok=True)
+    gfile = _gfile()
+    gfile.makedirs(dir)
     if vocab_path is not None:
         vocab_path = os.fspath(vocab_path)
-        if not os.path.isfile(vocab_path):
+        if not gfile.exists(vocab_path) or gfile.isdir(vocab_path):
             raise ConfigError(f"{vocab_path}: vocabulary file not found")
-        target = os.path.join(dir, VOCAB_FILE)
-        if not (os.path.exists(target) and os.path.samefile(vocab_path, target)):
+        target = _join(dir, VOCAB_FILE)
+        if not _same_file(vocab_path, target):
             _atomic_copy(vocab_path, target)
     payload = {"format_version": FORMAT_VERSION, "arch": arch, "preset": preset, "config": config.to_dict()}
     if sentence_head is not None:
         payload["sentence_head"] = sentence_head
-    path = os.path.join(dir, CONFIG_FILE)
+    path = _join(dir, CONFIG_FILE)
     _atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     return path
 
@@ -115,8 +136,8 @@ def latest_checkpoint(dir: PathLike) -> Optional[str]:
     """The newest checkpoint prefix under ``<dir>/checkpoints`` (None when there is none)."""
     import tensorflow as tf
 
-    ckpt_dir = os.path.join(os.fspath(dir), CHECKPOINT_DIR)
-    if not os.path.isdir(ckpt_dir):
+    ckpt_dir = _join(os.fspath(dir), CHECKPOINT_DIR)
+    if not tf.io.gfile.isdir(ckpt_dir):
         return None
     return tf.train.latest_checkpoint(ckpt_dir)
 
@@ -124,12 +145,13 @@ def latest_checkpoint(dir: PathLike) -> Optional[str]:
 def read_model_dir(dir: PathLike) -> ModelDirInfo:
     """Read and check ``tfcompact.json``; find ``vocab.txt`` and the latest checkpoint."""
     dir = os.fspath(dir)
-    path = os.path.join(dir, CONFIG_FILE)
-    if not os.path.isfile(path):
+    gfile = _gfile()
+    path = _join(dir, CONFIG_FILE)
+    if not gfile.exists(path) or gfile.isdir(path):
         raise ConfigError(f"{path}: not found; is {dir} a tfcompact model directory?")
     try:
-        with open(path, encoding="utf-8") as fh:
-            d = json.load(fh)
+        with gfile.GFile(path, "rb") as fh:
+            d = json.loads(fh.read().decode("utf-8"))
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
     if not isinstance(d, dict):
@@ -149,12 +171,12 @@ def read_model_dir(dir: PathLike) -> ModelDirInfo:
     sentence_head = d.get("sentence_head")
     if sentence_head is not None and sentence_head not in ("nsp", "sop", "none"):
         raise ConfigError(f"{path}: field 'sentence_head': expected nsp, sop or none, got {sentence_head!r}")
-    vocab = os.path.join(dir, VOCAB_FILE)
+    vocab = _join(dir, VOCAB_FILE)
     return ModelDirInfo(
         arch=arch,
         config=config,
         preset=preset,
-        vocab_path=vocab if os.path.isfile(vocab) else None,
+        vocab_path=vocab if gfile.exists(vocab) and not gfile.isdir(vocab) else None,
         latest_checkpoint=latest_checkpoint(dir),
         sentence_head=sentence_head,
         path=dir,
@@ -176,7 +198,9 @@ def checkpoint_model_variable_count(prefix: str, key: str = "model") -> int:
     import tensorflow as tf
     from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-    reader = tf.train.load_checkpoint(prefix)
+    # The reader of the prefix itself: tf.train.load_checkpoint would first ask whether the
+    # prefix is a directory, which some filesystems (ram://) answer yes for any path prefix.
+    reader = tf.compat.v1.train.NewCheckpointReader(prefix)
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
     graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
     roots = [c.node_id for c in graph.nodes[0].children if c.local_name == key]
