@@ -90,6 +90,8 @@ class TrainSpec:
     eval_steps: int = 0  # 0: no eval pass
     max_nonfinite_steps: int = 10  # stop after this many skipped (NaN/Inf) steps in a row
     init_checkpoint: str | None = None  # warm start: model directory or TF1 checkpoint
+    # Micro-batches per optimizer step: each is batch_size / this, the update is their mean.
+    gradient_accumulation_steps: int = 1
 
 
 @dataclass
@@ -357,7 +359,9 @@ def _check(exp: Experiment, lines: Mapping[str, int | str]) -> None:
                        ("train.steps_per_loop", exp.train.steps_per_loop),
                        ("train.checkpoint_every", exp.train.checkpoint_every),
                        ("train.keep_checkpoints", exp.train.keep_checkpoints),
-                       ("train.max_nonfinite_steps", exp.train.max_nonfinite_steps)):
+                       ("train.max_nonfinite_steps", exp.train.max_nonfinite_steps),
+                       ("train.gradient_accumulation_steps",
+                        exp.train.gradient_accumulation_steps)):
         if value <= 0:
             fail(key, f"must be positive, got {value}")
     for key, value in (("train.eval_every", exp.train.eval_every),

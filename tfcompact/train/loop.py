@@ -16,6 +16,13 @@ One step, per replica:
      consecutive bad steps grows; the loop stops once it reaches `max_nonfinite_steps`;
   4. otherwise the optimizer all-reduces the gradients, clips them by global norm and updates;
   5. metrics are summed into on-read variables (summed over replicas when read).
+
+Gradient accumulation (`accumulation_steps` = A > 1): one optimizer step consumes A micro-batches
+of global batch / A each. Every micro-batch's gradients (each replica's share of that
+micro-batch's mean, as above) go into replica-local sums (`optim.GradientAccumulator`); after the
+A-th the mean is checked for NaN/Inf and applied once. `step` counts optimizer steps, so the
+input position is step * A micro-batches; a call of `train` always ends on an apply, so
+checkpoints never hold half-accumulated gradients (the sums are not checkpointed).
 """
 from __future__ import annotations
 
@@ -132,7 +139,8 @@ class TrainLoop:
                  optimizer: keras.optimizers.Optimizer, loss_fn: LossFn,
                  element_spec: Mapping[str, tf.TensorSpec], *, seed: int,
                  teacher: keras.Model | None = None, jit_compile: bool = False,
-                 max_nonfinite_steps: int = 10, loss_is_replica_share: bool = False):
+                 max_nonfinite_steps: int = 10, loss_is_replica_share: bool = False,
+                 accumulation_steps: int = 1):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
@@ -142,6 +150,9 @@ class TrainLoop:
         self.max_nonfinite_steps = int(max_nonfinite_steps)
         self.num_replicas = strategy.num_replicas_in_sync
         self.loss_is_replica_share = bool(loss_is_replica_share)
+        self.accumulation_steps = int(accumulation_steps)
+        if self.accumulation_steps < 1:
+            raise ValueError(f"accumulation_steps: expected >= 1, got {accumulation_steps}")
         if teacher is not None:
             teacher.trainable = False
         self._keys = input_keys(model)
@@ -158,6 +169,13 @@ class TrainLoop:
             self.train_metrics = _Accumulators(
                 names + ["learning_rate", "gradient_norm", "skipped_steps"], "train")
             self.eval_metrics = _Accumulators(names, "eval")
+            self.accumulator = None
+            if self.accumulation_steps > 1:
+                from tfcompact.optim.accumulation import GradientAccumulator
+
+                self.accumulator = GradientAccumulator(self.trainable_variables,
+                                                       self.accumulation_steps)
+                self.micro_metrics = _Accumulators(names, "train_micro")
         self._seed_vars = seed_state_variables(model, teacher)
         self.tracks_rtd = self._has_rtd
         # XLA for the per-step function: only where no merge_call is needed (the default
@@ -169,12 +187,17 @@ class TrainLoop:
         # slow down tracing (it would convert every Keras call inside them).
         train_step = tf.autograph.experimental.do_not_convert(self._train_step_fn)
         eval_step = tf.autograph.experimental.do_not_convert(self._eval_step_fn)
+        micro_step = tf.autograph.experimental.do_not_convert(self._micro_step_fn)
+        apply_step = tf.autograph.experimental.do_not_convert(self._apply_step_fn)
         if self.jit_compile:
             self._replica_train_step = tf.function(train_step, jit_compile=True)
             self._replica_eval_step = tf.function(eval_step, jit_compile=True)
+            self._replica_micro_step = tf.function(micro_step, jit_compile=True)
         else:
             self._replica_train_step = train_step
             self._replica_eval_step = eval_step
+            self._replica_micro_step = micro_step
+        self._replica_apply_step = apply_step
         self._train = tf.function(self._train_loop_fn)
         self._eval = tf.function(self._eval_loop_fn)
 
@@ -199,9 +222,11 @@ class TrainLoop:
         return list(concrete.structured_outputs.keys())
 
     # ------------------------------------------------------------------ seeds
-    def _reseed(self, step: tf.Tensor, replica_id: tf.Tensor) -> None:
-        """Set every SeedGenerator from (run seed, step, replica): restart-proof randomness."""
-        counter = step * self.num_replicas + tf.cast(replica_id, tf.int64)
+    def _reseed(self, step: tf.Tensor, replica_id: tf.Tensor, micro: int = 0) -> None:
+        """Set every SeedGenerator from (run seed, step, micro-batch, replica): restart-proof
+        randomness (with one micro-batch per step the counter is step * replicas + replica)."""
+        counter = (step * self.accumulation_steps + micro) * self.num_replicas + \
+            tf.cast(replica_id, tf.int64)
         for i, v in enumerate(self._seed_vars):
             first = (self.seed * 1000003 + i * 7919) % _SEED_MOD
             second = counter % _SEED_MOD
@@ -277,6 +302,45 @@ class TrainLoop:
             self.train_metrics.add_rtd_histogram(outputs["rtd_logits"], outputs["rtd_labels"],
                                                  batch["input_mask"])
 
+    def _micro_step_fn(self, batch, step, micro: int):
+        """Forward + backward of one micro-batch; gradients added to the accumulator."""
+        ctx = tf.distribute.get_replica_context()
+        self._reseed(step, ctx.replica_id_in_sync_group, micro)
+        with tf.GradientTape() as tape:
+            outputs, loss, metrics = self._forward(batch, True, step)
+            scaled = loss if self.loss_is_replica_share else loss / self.num_replicas
+        grads = tape.gradient(scaled, self.trainable_variables)
+        self.accumulator.accumulate(grads)
+        # A non-finite micro-batch makes the whole step skipped: keep its values out of the means.
+        ok = tf.math.is_finite(loss)
+        metrics = {k: tf.where(ok, tf.cast(v, tf.float32), 0.0) for k, v in metrics.items()}
+        self.micro_metrics.add(metrics, 1.0 / self.num_replicas, self._share_names(metrics))
+        if self.tracks_rtd:
+            self.train_metrics.add_rtd_histogram(outputs["rtd_logits"], outputs["rtd_labels"],
+                                                 batch["input_mask"])
+
+    def _apply_step_fn(self):
+        """Apply the mean of the accumulated micro-batch gradients (or skip it if not finite)."""
+        ctx = tf.distribute.get_replica_context()
+        grads = self.accumulator.gradients()
+        local_ok = tf.math.is_finite(tf.linalg.global_norm(grads))
+        bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(~local_ok, tf.float32))
+        finite = bad == 0.0
+        self._apply_or_skip(grads, finite)
+        self.accumulator.reset()
+        self.nonfinite_in_a_row.assign(
+            tf.where(finite, tf.constant(0, tf.int64), self.nonfinite_in_a_row + 1))
+        lr = self.optimizer.learning_rate
+        norm = tf.cast(self.optimizer.gradient_norm, tf.float32) \
+            if hasattr(self.optimizer, "gradient_norm") else tf.linalg.global_norm(grads)
+        weight = 1.0 / self.num_replicas
+        extra = self.train_metrics
+        extra.sums["learning_rate"].assign_add(
+            tf.where(finite, tf.cast(lr, tf.float32), 0.0) * weight)
+        extra.sums["gradient_norm"].assign_add(tf.where(finite, norm, 0.0) * weight)
+        extra.sums["skipped_steps"].assign_add((1.0 - tf.cast(finite, tf.float32)) * weight)
+        extra.count.assign_add(weight)
+
     def _eval_step_fn(self, batch, index):
         ctx = tf.distribute.get_replica_context()
         self._reseed(tf.constant(2**40, tf.int64) + index, ctx.replica_id_in_sync_group)
@@ -293,7 +357,14 @@ class TrainLoop:
         done = tf.constant(0, tf.int64)
         while tf.logical_and(done < num_steps,
                              self.nonfinite_in_a_row < self.max_nonfinite_steps):
-            self.strategy.run(self._replica_train_step, args=(next(iterator), self.step.value()))
+            if self.accumulator is None:
+                self.strategy.run(self._replica_train_step,
+                                  args=(next(iterator), self.step.value()))
+            else:
+                for micro in range(self.accumulation_steps):  # unrolled: A is small
+                    self.strategy.run(self._replica_micro_step,
+                                      args=(next(iterator), self.step.value(), micro))
+                self.strategy.run(self._replica_apply_step)
             self.step.assign_add(1)
             done += 1
 
@@ -304,7 +375,11 @@ class TrainLoop:
     def train(self, iterator, num_steps: int) -> dict[str, float]:
         """Run up to `num_steps` steps (fewer if the NaN guard trips); metric means."""
         self._train(iterator, tf.constant(int(num_steps), tf.int64))
-        return self.train_metrics.result_and_reset()
+        result = self.train_metrics.result_and_reset()
+        if self.accumulator is not None:
+            # Loss terms: means over micro-batches; learning rate, norm, skips: per apply.
+            result.update(self.micro_metrics.result_and_reset())
+        return result
 
     def evaluate(self, iterator, num_steps: int) -> dict[str, float]:
         """Forward passes (training=False) over `num_steps` batches; metric means."""

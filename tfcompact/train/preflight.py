@@ -66,11 +66,16 @@ def check_paths(exp: Experiment, placement: Placement) -> None:
 
 
 def check_batch(exp: Experiment, placement: Placement) -> None:
-    """The global batch must split evenly over the replicas."""
+    """The global batch must split evenly over the micro-batches and the replicas."""
     b, n = exp.train.batch_size, placement.num_replicas
     if b % n:
         raise ConfigError(f"{exp.source}: train.batch_size = {b} is the GLOBAL batch and must be "
                           f"divisible by the {n} replicas (e.g. {max(n, b - b % n)})")
+    a = exp.train.gradient_accumulation_steps
+    if a > 1 and b % (a * n):
+        raise ConfigError(f"{exp.source}: train.batch_size = {b} must be divisible by "
+                          f"train.gradient_accumulation_steps x replicas = {a} x {n} = {a * n} "
+                          f"(each optimizer step takes {a} equal micro-batches on every replica)")
 
 
 def check_data(exp: Experiment, placement: Placement, model_config: Any,

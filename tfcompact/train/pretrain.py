@@ -180,25 +180,11 @@ def _atomic_write(path: str, text: str) -> None:
 
 def write_model_dir(model_dir: str, arch: str, config, preset: str | None,
                     vocab: str | None, sentence_head: str | None) -> None:
-    """tfcompact.json (+ vocab.txt) via tfcompact.modeldir, also on gs:// (staged locally)."""
+    """tfcompact.json (+ vocab.txt) via tfcompact.modeldir (tf.io.gfile: local or gs://)."""
     from tfcompact import modeldir
 
-    if not model_dir.startswith("gs://"):
-        modeldir.write_model_dir_config(model_dir, arch, config, preset=preset, vocab_path=vocab,
-                                        sentence_head=sentence_head)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        local_vocab = None
-        if vocab:
-            local_vocab = os.path.join(tmp, "source_vocab.txt")
-            tf.io.gfile.copy(vocab, local_vocab, overwrite=True)
-        staged = os.path.join(tmp, "model")
-        modeldir.write_model_dir_config(staged, arch, config, preset=preset,
-                                        vocab_path=local_vocab, sentence_head=sentence_head)
-        tf.io.gfile.makedirs(model_dir)
-        for name in os.listdir(staged):
-            tf.io.gfile.copy(os.path.join(staged, name), os.path.join(model_dir, name),
-                             overwrite=True)
+    modeldir.write_model_dir_config(model_dir, arch, config, preset=preset, vocab_path=vocab,
+                                    sentence_head=sentence_head)
 
 
 def _default_vocab(exp: Experiment) -> str | None:
@@ -278,6 +264,9 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
             exp.distillation.teacher, manifests["data.train"], exp.source,
             "distillation.teacher")
     log(info.describe_batch(exp.train.batch_size))
+    if exp.train.gradient_accumulation_steps > 1:
+        log(f"gradient accumulation: {exp.train.gradient_accumulation_steps} micro-batches of "
+            f"{exp.train.batch_size // exp.train.gradient_accumulation_steps} per optimizer step")
 
     import keras
 
@@ -327,7 +316,8 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
         loop = TrainLoop(strategy, model, optimizer, loss_fn, element_spec, seed=exp.train.seed,
                          teacher=teacher, jit_compile=exp.train.jit_compile,
                          max_nonfinite_steps=exp.train.max_nonfinite_steps,
-                         loss_is_replica_share=share)
+                         loss_is_replica_share=share,
+                         accumulation_steps=exp.train.gradient_accumulation_steps)
 
         # Every worker takes part in saving (collectives); only the chief's copy is kept.
         write_dir = None if chief else os.path.join(tempfile.gettempdir(),
@@ -350,8 +340,12 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
         B = exp.train.batch_size
         start_step = int(loop.step.numpy())
 
+        A = exp.train.gradient_accumulation_steps
+
         def train_fn(ctx: tf.distribute.InputContext):
-            per_replica = ctx.get_per_replica_batch_size(B)
+            # Micro-batches of B / A: `start_step` optimizer steps consumed start_step x B
+            # examples, i.e. start_step x A micro-batches.
+            per_replica = ctx.get_per_replica_batch_size(B // A)
             skip_records = start_step * (B // ctx.num_input_pipelines)
             return pretraining_dataset(
                 exp.data.train, per_replica, is_training=True, manifest=train_manifest,
