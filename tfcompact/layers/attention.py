@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from tfcompact.errors import ConfigError
@@ -71,25 +72,47 @@ class SelfAttention(keras.layers.Layer):
         self.key.build(qk_input_shape)
         self.value.build(v_input_shape if v_input_shape is not None else qk_input_shape)
 
-    def _split_heads(self, x):
-        """[B, S, N·d] → [B, N, S, d]."""
-        x = ops.reshape(x, (-1, ops.shape(x)[1], self.num_heads, self.size_per_head))
-        return ops.transpose(x, (0, 2, 1, 3))
+    def _project(self, qk_input, v_input):
+        """Q, K, V as [B, N, S, d] with as few matmuls and transposes as the inputs allow.
+
+        When Q, K and V read the same input, the three kernels are concatenated at call time
+        (the variables keep their TF1 names and shapes) and one [H, 3·N·d] matmul, one reshape
+        and one transpose give all three; with MobileBERT's shared key/query input Q and K share
+        one matmul. The 1/√d scale is folded into Q ([B, S, N·d]) instead of the [B, N, S, S]
+        scores: the same product, an S/d-times smaller multiply in the forward and backward pass.
+        """
+        n, d = self.num_heads, self.size_per_head
+        scale = 1.0 / math.sqrt(d)
+        if v_input is None or v_input is qk_input:
+            layers = (self.query, self.key, self.value)
+            kernel = ops.cast(ops.concatenate([l.kernel for l in layers], axis=-1), qk_input.dtype)
+            bias = ops.cast(ops.concatenate([l.bias for l in layers], axis=-1), qk_input.dtype)
+            qkv = tf.matmul(tf.reshape(qk_input, (-1, qk_input.shape[-1])), kernel) + bias
+            qkv = tf.reshape(qkv, (tf.shape(qk_input)[0], tf.shape(qk_input)[1], 3, n, d))
+            # unstack, not qkv[i]: its gradient is one stack, a slice's is a padded full copy.
+            q, k, v = tf.unstack(tf.transpose(qkv, (2, 0, 3, 1, 4)))  # 3 × [B, N, S, d]
+            return q * scale, k, v
+        layers = (self.query, self.key)
+        kernel = ops.cast(ops.concatenate([l.kernel for l in layers], axis=-1), qk_input.dtype)
+        bias = ops.cast(ops.concatenate([l.bias for l in layers], axis=-1), qk_input.dtype)
+        qk = tf.matmul(tf.reshape(qk_input, (-1, qk_input.shape[-1])), kernel) + bias
+        qk = tf.reshape(qk, (tf.shape(qk_input)[0], tf.shape(qk_input)[1], 2, n, d))
+        q, k = tf.unstack(tf.transpose(qk, (2, 0, 3, 1, 4)))  # 2 × [B, N, S, d]
+        v = self.value(v_input)
+        v = tf.transpose(tf.reshape(v, (tf.shape(v)[0], tf.shape(v)[1], n, d)), (0, 2, 1, 3))
+        return q * scale, k, v
 
     def call(self, qk_input, v_input=None, input_mask=None, training=None):
-        if v_input is None:
-            v_input = qk_input
-        q = self._split_heads(self.query(qk_input))
-        k = self._split_heads(self.key(qk_input))
-        v = self._split_heads(self.value(v_input))
-        # Batched matmuls on [B, N, S, d] (faster than einsum on TF's CPU kernels, same under XLA).
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (1.0 / math.sqrt(self.size_per_head))
+        q, k, v = self._project(qk_input, v_input)
+        # Batched matmuls on [B, N, S, d] (faster than einsum on TF's CPU kernels, same under
+        # XLA); Kᵀ through the matmul's adjoint flag, not a transpose op.
+        scores = tf.matmul(q, k, transpose_b=True)
         if input_mask is not None:
             scores = apply_attention_mask(scores, input_mask, self.mask_style, self.mask_value)
-        probs = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), scores.dtype)
-        probs = self.dropout(probs, training=training)
-        context = ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))  # [B, S, N, d]
-        context = ops.reshape(context, (-1, ops.shape(context)[1], self.num_heads * self.size_per_head))
+        probs = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        probs = self.dropout(ops.cast(probs, scores.dtype), training=training)
+        context = tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3))  # [B, S, N, d]
+        context = tf.reshape(context, (tf.shape(context)[0], tf.shape(context)[1], self.num_heads * self.size_per_head))
         return context, scores
 
     def compute_output_shape(self, qk_input_shape, v_input_shape=None, input_mask_shape=None):
