@@ -25,6 +25,35 @@ def test_gelu_exact_matches_erf_formula():
     np.testing.assert_allclose(np.asarray(activations.gelu_exact(X)), expected, atol=1e-6)
 
 
+def _numeric_derivative(f, x, eps=1e-4):
+    xd = x.astype("float64")
+    return (f(xd + eps) - f(xd - eps)) / (2 * eps)
+
+
+def test_gelu_tanh_gradient_matches_numeric_derivative_of_formula():
+    import tensorflow as tf
+
+    formula = lambda v: 0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3)))
+    x = tf.constant(X)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = activations.gelu_tanh(x) * 3.0
+    grad = tape.gradient(y, x).numpy()
+    np.testing.assert_allclose(grad, 3.0 * _numeric_derivative(formula, X), atol=2e-5)
+
+
+def test_gelu_exact_gradient_matches_numeric_derivative_of_formula():
+    import tensorflow as tf
+
+    formula = lambda v: v * 0.5 * (1.0 + _erf(v / math.sqrt(2.0)))
+    x = tf.constant(X)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = activations.gelu_exact(x) * 3.0
+    grad = tape.gradient(y, x).numpy()
+    np.testing.assert_allclose(grad, 3.0 * _numeric_derivative(formula, X), atol=2e-5)
+
+
 def test_two_gelu_forms_differ():
     # The tanh approximation differs from the erf form by up to ~1e-3 around |x| ~ 2..3.
     diff = np.abs(np.asarray(activations.gelu_tanh(X)) - np.asarray(activations.gelu_exact(X)))
