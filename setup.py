@@ -20,11 +20,11 @@ setup(
     # The experiment YAMLs live at the top of the repository (tpu_configs/) and are installed
     # inside the package as tfcompact/tpu_configs/, where tfcompact.train.experiment finds them.
     package_dir={"tfcompact.tpu_configs": "tpu_configs"},
-    package_data={"tfcompact": ["data/*"], "tfcompact.tpu_configs": ["*.yaml"]},
+    package_data={"tfcompact": ["data/*", "train/tpu_requirements.txt"], "tfcompact.tpu_configs": ["*.yaml"]},
     include_package_data=True,
     install_requires=[
-        "tensorflow~=2.21.0",
-        "tensorflow-text~=2.21.0",
+        "tensorflow>=2.20,<2.22",
+        "tensorflow-text>=2.20,<2.22",
         "keras>=3.15,<4",
         "tensorflow-datasets>=4.9",
         "absl-py>=2.1",

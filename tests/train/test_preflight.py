@@ -9,7 +9,7 @@ from tfcompact.errors import ConfigError, DataError
 from tfcompact.train.experiment import experiment_from_dict
 from tfcompact.train.preflight import Placement, preflight, read_data_manifest
 from tfcompact.train.pretrain import resolve_model_config
-from tfcompact.train.strategy import tpu_topology
+from tfcompact.train.tpu_software import tpu_topology
 
 
 @pytest.fixture(scope="module")

@@ -123,7 +123,8 @@ class TpuSpec:
     """Cloud TPU topology and VM image for `tfcompact submit`."""
 
     accelerator_type: str = "v3-8"
-    runtime_version: str = "tpu-vm-tf-2.16.1-pjrt"
+    # VM image; None: the base image for the accelerator's generation (train/tpu_software.py)
+    runtime_version: str | None = None
     zone: str | None = None
     project: str | None = None
 

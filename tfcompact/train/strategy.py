@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 
 import tensorflow as tf
 
@@ -55,18 +54,37 @@ def split_cpu(num: int) -> list[str]:
     return [d.name for d in tf.config.list_logical_devices("CPU")]
 
 
+def connect_tpu(tpu: str):
+    """(resolver, topology) of an initialised TPU system; a one-line UserError if there is none.
+
+    `tpu` is "local" on a TPU VM, a TPU name in the same project/zone, or grpc://host:port."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        topology = tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError, RuntimeError) as e:
+        text = str(e).strip()
+        # TensorFlow's message runs on with the kernel registry; its first sentence says it.
+        reason = text.split(". ")[0].splitlines()[0] if text else type(e).__name__
+        if tpu == "local":
+            import importlib.metadata as md
+
+            try:
+                md.version("libtpu")
+                hint = "run on a Cloud TPU VM"
+            except md.PackageNotFoundError:
+                hint = "libtpu is not installed; run on a Cloud TPU VM set up by `tfcompact submit`"
+            raise UserError(f"--tpu local: no TPU on this machine ({reason}); {hint}, or drop "
+                            f"--tpu to train on this machine's CPU/GPUs") from None
+        raise UserError(f"--tpu {tpu}: cannot reach the TPU ({reason}); on a TPU VM use --tpu "
+                        f"local, elsewhere the TPU name in the same zone/project") from None
+    return resolver, topology
+
+
 def resolve_strategy(tpu: str | None = None, cpu_replicas: int = 0) -> StrategyInfo:
     """Build the strategy for this machine (see the module docstring for the order)."""
     if tpu:
-        try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-                tpu="local" if tpu == "local" else tpu)
-            tf.config.experimental_connect_to_cluster(resolver)
-            tf.tpu.experimental.initialize_tpu_system(resolver)
-        except (ValueError, tf.errors.OpError, RuntimeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"--tpu {tpu}: cannot reach the TPU ({first}); on a TPU VM use "
-                            f"--tpu local, elsewhere the TPU name in the same zone/project") from None
+        resolver, _ = connect_tpu(tpu)
         strategy = tf.distribute.TPUStrategy(resolver)
         num_hosts = int(getattr(strategy.extended, "num_hosts", 1) or 1)
         return StrategyInfo(strategy, "tpu", strategy.num_replicas_in_sync, num_hosts)
@@ -87,22 +105,3 @@ def resolve_strategy(tpu: str | None = None, cpu_replicas: int = 0) -> StrategyI
         strategy = tf.distribute.MirroredStrategy()
         return StrategyInfo(strategy, "mirrored", strategy.num_replicas_in_sync, 1)
     return StrategyInfo(tf.distribute.get_strategy(), "default", 1, 1)
-
-
-_ACCEL = re.compile(r"^(v[2-6][a-z]*|v5litepod|v5p|v6e)-(\d+)$")
-
-
-def tpu_topology(accelerator_type: str) -> tuple[int, int]:
-    """(replicas, hosts) of a Cloud TPU accelerator type such as v3-8 or v3-256.
-
-    v2/v3/v4/v5p names count TensorCores and a host drives 8 of them (v4/v5p: 4 chips of 2
-    cores, one replica per chip); v5litepod/v6e names count chips, 8 per host at most."""
-    m = _ACCEL.match(accelerator_type)
-    if not m:
-        raise UserError(f"accelerator type {accelerator_type!r}: expected e.g. v3-8, v3-256, v4-32")
-    family, n = m.group(1), int(m.group(2))
-    if family in ("v2", "v3"):
-        return n, max(1, n // 8)
-    if family in ("v4", "v5p"):
-        return max(1, n // 2), max(1, n // 8)
-    return n, max(1, -(-n // 8))
