@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "create-data": ("create_data", "convert raw text / TFDS corpora to pretraining TFRecords"),
     "pretrain": ("pretrain", "pretrain a model from a tpu_configs/*.yaml experiment"),
     "submit": ("submit", "submit a pretraining job to a Cloud TPU VM"),
+    "doctor": ("doctor", "check this machine: versions, devices (TPU, GPU, CPU features), data access"),
     "export": ("export", "export a model directory as TF1 checkpoint, SavedModel or TFLite"),
     "import-tf1": ("import_tf1", "import a released TF1 checkpoint into a model directory"),
     "check-tflite": ("check_tflite", "compare a TFLite export with its SavedModel on the same inputs"),
