@@ -79,6 +79,7 @@ def test_mlm_logits_equal_full_sequence_logits_at_positions():
     np.testing.assert_allclose(np.asarray(out["mlm_logits"]), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.host_xla
 def test_training_step_under_jit_compile_matches_eager():
     config = tiny_config("bert")
     model = build_pretraining_model("bert", config)

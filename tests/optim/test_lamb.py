@@ -177,6 +177,7 @@ def test_learning_rate_multipliers_and_gate():
             np.testing.assert_array_equal(opt._adam_m[1].numpy(), 0.0)
 
 
+@pytest.mark.host_xla
 def test_uses_learning_rate_schedule_and_runs_under_xla():
     from tfcompact.optim import WarmupPolynomialDecay
 
