@@ -25,7 +25,7 @@ setup(
     install_requires=[
         "tensorflow>=2.20,<2.22",
         "tensorflow-text>=2.20,<2.22",
-        "keras>=3.15,<4",
+        "keras>=3.12,<4",  # 3.12 is the last release for Python 3.10 (TPU VM images)
         "tensorflow-datasets>=4.9",
         "absl-py>=2.1",
         "jieba>=0.42.1",
