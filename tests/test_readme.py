@@ -24,6 +24,8 @@ def test_ci_runs_the_readme_test_command():
     extract = re.search(r"test_cmd=\$\((.*)\)\n", script).group(1)
     out = subprocess.run(["bash", "-c", extract], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == _block("test-command")
+    # The TPU line (TensorFlow 2.20) is checked by the stand-in before the README command.
+    assert script.index("python tools/tpu_standin.py --pytest") < script.index('bash -c "$test_cmd"')
 
 
 def test_python_api_example_runs():
