@@ -347,6 +347,10 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
             # examples, i.e. start_step x A micro-batches.
             per_replica = ctx.get_per_replica_batch_size(B // A)
             skip_records = start_step * (B // ctx.num_input_pipelines)
+            # One line per host: on a pod each worker must show its own pipeline id.
+            log(f"input pipeline {ctx.input_pipeline_id + 1} of {ctx.num_input_pipelines} on "
+                f"this host: {per_replica} examples per replica per micro-batch, "
+                f"{skip_records // per_replica} batches skipped to resume")
             return pretraining_dataset(
                 exp.data.train, per_replica, is_training=True, manifest=train_manifest,
                 input_context=ctx, shuffle_buffer=exp.data.shuffle_buffer, seed=exp.train.seed,
