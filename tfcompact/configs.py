@@ -17,6 +17,7 @@ import contextvars
 import dataclasses
 import difflib
 import json
+import math
 import os
 import tempfile
 import typing
@@ -88,8 +89,9 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
             _fail(name, "an integer", value)
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            _fail(name, "a number", value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            _fail(name, "a finite number", value)
         return float(value)
     if tp is str:
         if not isinstance(value, str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import os
 import pathlib
 import types
@@ -280,13 +281,18 @@ def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             return int(value)  # 1e6 in YAML reads as a float
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)  # PyYAML reads "1e-4" (no dot) as a string
+                number = float(value)  # PyYAML reads "1e-4" (no dot) as a string
             except ValueError:
                 pass
+        if number is not None:
+            if not math.isfinite(number):  # .nan / .inf train a NaN model that "completes"
+                raise ConfigError(f"{where}: '{key}' must be a finite number, got {value!r}")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -375,8 +381,21 @@ def _check(exp: Experiment, lines: Mapping[str, int | str]) -> None:
         fail("data.max_predictions_per_seq", "must not exceed data.max_seq_length")
     if exp.optimizer.name not in OPTIMIZERS:
         fail("optimizer.name", f"must be one of {', '.join(OPTIMIZERS)}, got {exp.optimizer.name!r}")
-    if exp.optimizer.learning_rate <= 0:
-        fail("optimizer.learning_rate", "must be positive")
+    o = exp.optimizer
+    for key, value, ok, expected in (
+            ("optimizer.learning_rate", o.learning_rate, o.learning_rate > 0, "positive"),
+            ("optimizer.end_learning_rate", o.end_learning_rate,
+             0 <= o.end_learning_rate <= o.learning_rate, "in [0, optimizer.learning_rate]"),
+            ("optimizer.power", o.power, o.power > 0, "positive"),
+            ("optimizer.weight_decay_rate", o.weight_decay_rate, 0 <= o.weight_decay_rate < 1,
+             "in [0, 1)"),
+            ("optimizer.beta_1", o.beta_1, 0 <= o.beta_1 < 1, "in [0, 1)"),
+            ("optimizer.beta_2", o.beta_2, 0 <= o.beta_2 < 1, "in [0, 1)"),
+            ("optimizer.epsilon", o.epsilon, o.epsilon > 0, "positive"),
+            ("optimizer.clip_norm", o.clip_norm, o.clip_norm is None or o.clip_norm > 0,
+             "positive or null (no clipping)")):
+        if not ok:
+            fail(key, f"must be {expected}, got {value}")
     if exp.train.precision not in PRECISIONS:
         fail("train.precision", f"must be one of {', '.join(PRECISIONS)}, got "
                                 f"{exp.train.precision!r}")
@@ -395,8 +414,11 @@ def _check(exp: Experiment, lines: Mapping[str, int | str]) -> None:
         if not t.checkpoint:
             fail("distillation.teacher.checkpoint", "is required (the teacher's trained weights)")
         for name, w in d.weights.items():
-            if not isinstance(w, (int, float)) or isinstance(w, bool):
-                fail(f"distillation.weights.{name}", f"must be a number, got {w!r}")
+            if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) \
+                    or w < 0:
+                fail(f"distillation.weights.{name}", f"must be a finite number >= 0, got {w!r}")
+        if d.steps_per_layer < 0:
+            fail("distillation.steps_per_layer", f"must be >= 0, got {d.steps_per_layer}")
         if not 0.0 <= d.ground_truth_ratio <= 1.0:
             fail("distillation.ground_truth_ratio", "must be in [0, 1]")
 
