@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -47,8 +48,25 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_tensorflow() -> None:
+    """After an error nothing may follow it: TensorFlow logs some warnings late (e.g. about
+    checkpoint values never restored, when objects are collected at exit)."""
+    if "tensorflow" in sys.modules:
+        import logging
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        try:
+            from absl import logging as absl_logging
+
+            absl_logging.set_verbosity(absl_logging.ERROR)
+        except ImportError:
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # TensorFlow's C++ start-up INFO lines (oneDNN, CUDA probing) bury the output; warnings stay.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=command if command in COMMANDS else None)
     args = parser.parse_args(argv)
@@ -58,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except UserError as e:
-        print(f"tfcompact {args.command}: error: {e}", file=sys.stderr)
+        _quiet_tensorflow()
+        sys.stdout.flush()
+        message = " ".join(str(e).split())  # one line, whatever the message held
+        print(f"tfcompact {args.command}: error: {message}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         print(f"tfcompact {args.command}: interrupted", file=sys.stderr)

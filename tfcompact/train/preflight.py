@@ -111,6 +111,66 @@ def check_data(exp: Experiment, placement: Placement, model_config: Any,
                             f"shards (create-data --num_shards)")
 
 
+GIB = 1 << 30
+
+
+def estimate_memory(exp: Experiment, arch: str, model_config: Any, num_replicas: int,
+                    teacher: tuple[str, Any] | None = None) -> dict[str, float]:
+    """Rough bytes one replica needs: weights + gradients + two optimizer slots (float32) and
+    the activations kept for the backward pass of one micro-batch. Per token and layer that is
+    about 11 x hidden + 3 x intermediate values plus 3 x heads x length attention values (inputs
+    of every matmul, softmax, LayerNorm, GELU and dropout); the MLM head adds
+    predictions x vocab logits three times (logits, softmax, gradient). An order of magnitude,
+    meant to catch a batch that cannot possibly fit, not to tune one."""
+    from tfcompact.interop.tf1_names import count_parameters
+
+    params = count_parameters((arch, model_config))
+    weights = 16.0 * params
+    if teacher is not None:
+        weights += 4.0 * count_parameters(teacher)
+    c = model_config
+    length, preds = exp.data.max_seq_length, exp.data.max_predictions_per_seq
+    ffn = c.intermediate_size * getattr(c, "num_feedforward_networks", 1)
+    per_token = 11 * c.hidden_size + 3 * ffn + 3 * c.num_attention_heads * length
+    if arch == "electra":
+        per_token *= 1.5  # the generator beside the discriminator
+    value_bytes = 3.0 if exp.train.precision == "mixed_bfloat16" else 4.0
+    micro = exp.train.batch_size // max(1, exp.train.gradient_accumulation_steps * num_replicas)
+    activations = micro * value_bytes * (length * c.num_hidden_layers * per_token
+                                         + 3 * preds * c.vocab_size)
+    return {"params": float(params), "weights": weights, "activations": activations,
+            "total": weights + activations, "micro_batch": float(micro)}
+
+
+def check_memory(exp: Experiment, arch: str, model_config: Any, num_replicas: int,
+                 available_bytes: float, where: str,
+                 teacher: tuple[str, Any] | None = None) -> None:
+    """Refuse a batch whose estimated memory (`estimate_memory`) exceeds what `where` offers per
+    replica: running it would end in an out-of-memory kill (or a segfault), not an error."""
+    est = estimate_memory(exp, arch, model_config, num_replicas, teacher)
+    if est["total"] <= available_bytes:
+        return
+    raise ConfigError(
+        f"{exp.source}: train.batch_size = {exp.train.batch_size} cannot fit: about "
+        f"{est['total'] / GIB:.1f} GiB per replica (weights + optimizer "
+        f"{est['weights'] / GIB:.1f} GiB, activations {est['activations'] / GIB:.1f} GiB for "
+        f"{int(est['micro_batch'])} examples of length {exp.data.max_seq_length}) but {where} has "
+        f"{available_bytes / GIB:.1f} GiB; lower train.batch_size or raise "
+        f"train.gradient_accumulation_steps")
+
+
+def available_host_memory() -> float | None:
+    """MemAvailable of this machine in bytes (None where /proc/meminfo does not exist)."""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def preflight(exp: Experiment, placement: Placement, model_config: Any,
               manifests: Mapping[str, Mapping[str, Any]]) -> None:
     """All checks, cheapest first."""

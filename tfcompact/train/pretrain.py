@@ -173,9 +173,15 @@ def _is_chief() -> bool:
 
 def _atomic_write(path: str, text: str) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    try:
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write(text)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    except (tf.errors.OpError, OSError) as e:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+        text = getattr(e, "message", None) or str(e)
+        raise UserError(f"{path}: cannot write ({text.strip().splitlines()[0]})") from None
 
 
 def write_model_dir(model_dir: str, arch: str, config, preset: str | None,
@@ -185,6 +191,67 @@ def write_model_dir(model_dir: str, arch: str, config, preset: str | None,
 
     modeldir.write_model_dir_config(model_dir, arch, config, preset=preset, vocab_path=vocab,
                                     sentence_head=sentence_head)
+
+
+def save_or_stop(checkpoints, log: Log) -> bool:
+    """Save a checkpoint; False (nothing saved) when the weights are no longer finite."""
+    from tfcompact.train.checkpointing import NonFiniteWeightsError
+
+    try:
+        checkpoints.save()
+    except NonFiniteWeightsError as e:
+        log(f"error: {e}")
+        return False
+    return True
+
+
+def check_resume_config(model_dir: str, arch: str, config, sentence_head: str | None) -> None:
+    """A model directory that already holds checkpoints is resumed only with the model that
+    wrote them: a changed config (e.g. ALBERT layers 2 -> 3, which shares weights and would
+    restore silently) is refused before anything is built or rewritten."""
+    from tfcompact import modeldir
+    from tfcompact.train.checkpointing import CHECKPOINT_SUBDIR
+
+    path = os.path.join(model_dir, modeldir.CONFIG_FILE)
+    ckpt_dir = os.path.join(model_dir, CHECKPOINT_SUBDIR)
+    if not (tf.io.gfile.exists(path) and tf.io.gfile.isdir(ckpt_dir)
+            and tf.io.gfile.listdir(ckpt_dir)):
+        return
+    info = modeldir.read_model_dir(model_dir)
+    if info.arch != arch:
+        raise ConfigError(f"{path}: the checkpoints in {ckpt_dir} are of architecture "
+                          f"{info.arch}, this run trains {arch}; use a new train.model_dir")
+    old, new = info.config.to_dict(), config.to_dict()
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if (info.sentence_head or None) != (sentence_head or None):
+        changed.append(f"sentence_head ({info.sentence_head} -> {sentence_head})")
+    if changed:
+        first = changed[0]
+        detail = first if "(" in first else f"{first} {old.get(first)!r} -> {new.get(first)!r}"
+        raise ConfigError(f"{path}: this run's model differs from the one that wrote the "
+                          f"checkpoints in {ckpt_dir} ({detail}"
+                          f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); "
+                          f"resume with the same model or use a new train.model_dir")
+
+
+def check_model_dir_writable(model_dir: str) -> None:
+    """Fail in seconds, in one line, when the model directory cannot be written; creates
+    nothing (the probe goes into the nearest existing ancestor and is removed)."""
+    target = model_dir.rstrip("/") or "/"
+    try:
+        while not tf.io.gfile.exists(target) and os.path.dirname(target) not in ("", target):
+            target = os.path.dirname(target)
+        if tf.io.gfile.exists(target) and not tf.io.gfile.isdir(target):
+            raise UserError(f"train.model_dir {model_dir}: cannot write there ({target} is a "
+                            f"file)")
+        probe = os.path.join(target, f".tfcompact-write-test-{os.getpid()}")
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("ok")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        text = getattr(e, "message", None) or str(e)
+        reason = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        raise UserError(f"train.model_dir {model_dir}: cannot write there ({reason})") from None
 
 
 def _default_vocab(exp: Experiment) -> str | None:
@@ -263,6 +330,23 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
         teacher_arch, teacher_config, _, _ = resolve_model_config(
             exp.distillation.teacher, manifests["data.train"], exp.source,
             "distillation.teacher")
+    if info.kind in ("default", "mirrored") and not tf.config.list_logical_devices("GPU"):
+        from tfcompact.train.preflight import available_host_memory, check_memory
+
+        available = available_host_memory()
+        if available:
+            check_memory(exp, arch, config, info.num_replicas, available / info.num_replicas,
+                         "this machine (MemAvailable)",
+                         teacher=None if teacher_arch is None else (teacher_arch, teacher_config))
+    check_resume_config(exp.train.model_dir, arch, config,
+                        None if arch == "electra" else sentence_head)
+    check_model_dir_writable(exp.train.model_dir)
+    from tfcompact.train.checkpointing import resolve_warm_start
+
+    if exp.train.init_checkpoint:
+        resolve_warm_start(exp.train.init_checkpoint, "init_checkpoint")
+    if exp.distillation is not None:
+        resolve_warm_start(exp.distillation.teacher.checkpoint, "distillation.teacher.checkpoint")
     log(info.describe_batch(exp.train.batch_size))
     if exp.train.gradient_accumulation_steps > 1:
         log(f"gradient accumulation: {exp.train.gradient_accumulation_steps} micro-batches of "
@@ -277,6 +361,7 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
 
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(exp.train.precision)
+    cleanup: list[Callable[[], None]] = []
     try:
         keras.utils.set_random_seed(exp.train.seed)
         chief = _is_chief()
@@ -320,11 +405,16 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
                          accumulation_steps=exp.train.gradient_accumulation_steps)
 
         # Every worker takes part in saving (collectives); only the chief's copy is kept.
-        write_dir = None if chief else os.path.join(tempfile.gettempdir(),
-                                                    f"tfcompact-worker-{os.getpid()}")
+        # (a private directory: mkdtemp's 0700 is right for these throwaway copies)
+        write_dir = None if chief else tempfile.mkdtemp(prefix="tfcompact-worker-")
+        cleanup.append(lambda: shutil.rmtree(write_dir, ignore_errors=True) if write_dir else None)
         checkpoints = RunCheckpoints(model_dir, model=model, optimizer=optimizer, step=loop.step,
                                      nonfinite_in_a_row=loop.nonfinite_in_a_row,
-                                     keep=exp.train.keep_checkpoints, write_dir=write_dir)
+                                     keep=exp.train.keep_checkpoints, write_dir=write_dir,
+                                     log=log)
+        if chief:
+            for path in checkpoints.remove_interrupted_saves():
+                log(f"removed {path}, left by an interrupted save")
         resumed = checkpoints.restore_latest()
         if resumed:
             log(f"resumed from {resumed} at step {int(loop.step.numpy())} "
@@ -421,8 +511,10 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
             if loop.stopped_on_nonfinite:
                 status = "nonfinite"
                 break
-            if step % exp.train.checkpoint_every == 0 or step >= total:
-                checkpoints.save()
+            if (step % exp.train.checkpoint_every == 0 or step >= total) and \
+                    not save_or_stop(checkpoints, log):
+                status = "nonfinite"
+                break
             if (exp.train.eval_steps and exp.train.eval_every and step % exp.train.eval_every == 0
                     and step < total):
                 ev = eval_pass()
@@ -434,8 +526,8 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
             eval_history.append({"step": step, **ev})
             summarize("eval", step, ev)
             log(f"eval at step {step} | {format_metrics(ev)}")
-        if status == "completed":
-            checkpoints.save()
+        if status == "completed" and not save_or_stop(checkpoints, log):
+            status = "nonfinite"
         summary = {
             "experiment": exp.name, "status": status, "arch": arch, "preset": preset_name,
             "step": step, "total_steps": total, "start_step": start_step,
@@ -453,9 +545,12 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
                           json.dumps(summary, indent=2, default=float) + "\n")
         if status == "nonfinite":
             raise UserError(
-                f"stopped at step {step}: {exp.train.max_nonfinite_steps} steps in a row had a "
-                f"NaN/Inf loss or gradient (updates skipped); last good checkpoint "
-                f"{checkpoints.latest}; lower optimizer.learning_rate or lengthen warm-up")
+                f"stopped at step {step}: NaN/Inf ({exp.train.max_nonfinite_steps} skipped steps "
+                f"in a row, or non-finite weights); last good checkpoint "
+                f"{checkpoints.latest or 'none'}; lower optimizer.learning_rate or lengthen "
+                f"warm-up")
         return summary
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+        for fn in cleanup:
+            fn()
