@@ -185,16 +185,20 @@ def print_lock(args: argparse.Namespace) -> int:
               and _name(i["metadata"]["name"]) not in EXCLUDED]
     bad = []
     for pin in wheels:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
-             "--no-deps", "--python-version", "3.10", "--implementation", "cp",
-             "--only-binary=:all:", "--target", tempfile.mkdtemp(),
-             *[f"--platform={p}" for p in ("manylinux2014_x86_64", "manylinux_2_17_x86_64",
-                                           "manylinux_2_27_x86_64", "manylinux_2_28_x86_64",
-                                           "manylinux_2_34_x86_64", "linux_x86_64")], pin],
-            capture_output=True, text=True)
+        for _ in range(2):  # one retry: a registry hiccup is not a missing wheel
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run",
+                 "--ignore-installed", "--no-deps", "--python-version", "3.10",
+                 "--implementation", "cp", "--only-binary=:all:", "--target", tempfile.mkdtemp(),
+                 *[f"--platform={p}" for p in ("manylinux2014_x86_64", "manylinux_2_17_x86_64",
+                                               "manylinux_2_27_x86_64", "manylinux_2_28_x86_64",
+                                               "manylinux_2_34_x86_64", "linux_x86_64")], pin],
+                capture_output=True, text=True)
+            if proc.returncode == 0:
+                break
         if proc.returncode != 0:
-            bad.append(pin)
+            errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR")]
+            bad.append(f"{pin} ({errors[-1] if errors else 'pip exit ' + str(proc.returncode)})")
     print("\n".join(pins))
     if bad:
         print(f"# no Python 3.10 wheel for: {', '.join(bad)} (add an upper bound to PY310_CAPS)",
