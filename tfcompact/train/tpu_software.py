@@ -51,17 +51,19 @@ class TpuGeneration:
     counts: str            # what the number in the accelerator type counts: "cores" | "chips"
     cores_per_chip: int    # TensorCores per chip (a replica is a chip on v4/v5p, a core on v2/v3)
     chips_per_host: int
+    hbm_gib_per_replica: int  # high-bandwidth memory one replica (core or chip) owns
 
 
-# Accelerator-type naming and chips per host from Cloud TPU's "TPU versions" pages
-# (v2/v3/v4/v5p types count TensorCores, v5e/v6e types count chips).
+# Accelerator-type naming, chips per host and HBM from Cloud TPU's "TPU versions" pages
+# (v2/v3/v4/v5p types count TensorCores, v5e/v6e types count chips; HBM per chip: v2 16 GiB,
+# v3 32 GiB (two cores each), v4 32 GiB, v5p 95 GiB, v5e 16 GiB, v6e 32 GiB).
 GENERATIONS: dict[str, TpuGeneration] = {g.family: g for g in (
-    TpuGeneration("v2", "tpu-ubuntu2204-base", "cores", 2, 4),
-    TpuGeneration("v3", "tpu-ubuntu2204-base", "cores", 2, 4),
-    TpuGeneration("v4", "tpu-ubuntu2204-base", "cores", 2, 4),
-    TpuGeneration("v5p", "v2-alpha-tpuv5", "cores", 2, 4),
-    TpuGeneration("v5litepod", "v2-alpha-tpuv5-lite", "chips", 1, 8),
-    TpuGeneration("v6e", "v2-alpha-tpuv6e", "chips", 1, 8),
+    TpuGeneration("v2", "tpu-ubuntu2204-base", "cores", 2, 4, 8),
+    TpuGeneration("v3", "tpu-ubuntu2204-base", "cores", 2, 4, 16),
+    TpuGeneration("v4", "tpu-ubuntu2204-base", "cores", 2, 4, 32),
+    TpuGeneration("v5p", "v2-alpha-tpuv5", "cores", 2, 4, 95),
+    TpuGeneration("v5litepod", "v2-alpha-tpuv5-lite", "chips", 1, 8, 16),
+    TpuGeneration("v6e", "v2-alpha-tpuv6e", "chips", 1, 8, 32),
 )}
 
 _ACCELERATOR = re.compile(r"^(v2|v3|v4|v5p|v5litepod|v6e)-(\d+)$")
