@@ -6,7 +6,12 @@ import pytest
 
 from train_helpers import make_masked_data, tiny_experiment, write_yaml
 from tfcompact.cli import main
-from tfcompact.train.doctor import cpu_features
+from tfcompact.train.doctor import TENSORFLOW_DISTRIBUTIONS, cpu_features, installed_version
+
+
+def _tensorflow_version() -> str:
+    """The installed TensorFlow (tensorflow, or tensorflow-tpu on the stand-in TPU stack)."""
+    return next(v for d in TENSORFLOW_DISTRIBUTIONS if (v := installed_version(d)))
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +28,7 @@ def test_healthy_machine_reports_versions_devices_and_data(data_dir, tmp_path, c
     assert lines[-1] == "doctor: ok"
     assert "problem:" not in out
     tf_line = next(ln for ln in lines if ln.startswith("tensorflow:"))
-    assert md.version("tensorflow") in tf_line
+    assert _tensorflow_version() in tf_line
     assert md.version("tensorflow-text") in next(ln for ln in lines
                                                  if ln.startswith("tensorflow-text:"))
     assert md.version("keras") in next(ln for ln in lines if ln.startswith("keras:"))
@@ -42,7 +47,7 @@ def test_problems_are_listed_and_exit_non_zero(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     problems = [ln for ln in lines if ln.startswith("problem:")]
     assert len(problems) == 2
-    assert f"TensorFlow {md.version('tensorflow')} installed, 1.15.0 expected" in problems[0]
+    assert f"TensorFlow {_tensorflow_version()} installed, 1.15.0 expected" in problems[0]
     assert "nothing: no manifest.json" in problems[1]
     assert "readable, writable" in next(ln for ln in lines if ln.startswith("train.model_dir:"))
     assert lines[-1].startswith("doctor: 2 problem(s); first: TensorFlow")
