@@ -143,3 +143,32 @@ def test_model_dir_on_any_tf_filesystem(tmp_path, monkeypatch, scheme):
                                     vocab_path=str(vocab))
     assert modeldir.read_model_dir(d).config.hidden_dropout_prob == 0.0
     assert sorted(tf.io.gfile.listdir(d)) == ["checkpoints", "tfcompact.json", "vocab.txt"]
+
+
+def test_checkpoint_state_is_strict_latest_checkpoint_is_not(tmp_path):
+    config = tiny_config("bert")
+    modeldir.write_model_dir_config(tmp_path, "bert", config)
+    saved = _save(build_pretraining_model("bert", config), tmp_path)
+    assert modeldir.checkpoint_state(tmp_path) == saved == modeldir.latest_checkpoint(tmp_path)
+    os.remove(saved + ".index")  # named by the state file, gone from disk
+    assert modeldir.checkpoint_state(tmp_path) == saved
+    assert modeldir.latest_checkpoint(tmp_path) is None
+    state = tmp_path / "checkpoints" / "checkpoint"
+    for garbage in (b"ckpt ckpt\n", b"\xff\xfe\x00", b'all_model_checkpoint_paths: "ckpt-1"\n'):
+        state.write_bytes(garbage)
+        with pytest.raises(CheckpointError, match="checkpoints/checkpoint: damaged checkpoint state file"):
+            modeldir.checkpoint_state(tmp_path)
+        assert modeldir.latest_checkpoint(tmp_path) is None
+
+
+def test_damaged_tensors_are_found_before_restoring(tmp_path):
+    """A flipped byte anywhere in the data file (also in tensors a restore skips) is an error."""
+    config = tiny_config("bert")
+    modeldir.write_model_dir_config(tmp_path, "bert", config)
+    saved = _save(build_pretraining_model("bert", config), tmp_path)
+    data = saved + ".data-00000-of-00001"
+    raw = bytearray(open(data, "rb").read())
+    raw[-3] ^= 0xFF  # the last tensor written
+    open(data, "wb").write(bytes(raw))
+    with pytest.raises(CheckpointError, match="damaged checkpoint: cannot read"):
+        modeldir.load_pretraining_model(tmp_path)

@@ -132,14 +132,52 @@ def write_model_dir_config(
     return path
 
 
-def latest_checkpoint(dir: PathLike) -> Optional[str]:
-    """The newest checkpoint prefix under ``<dir>/checkpoints`` (None when there is none)."""
-    import tensorflow as tf
+def _not_a_model_dir_hint(dir: str) -> str:
+    """What `dir` looks like instead, for the error that it is not a model directory."""
+    gfile = _gfile()
+    parent = os.path.dirname(os.path.normpath(dir))
+    if os.path.basename(os.path.normpath(dir)) == CHECKPOINT_DIR and gfile.exists(_join(parent, CONFIG_FILE)):
+        return f"{dir} is the checkpoints folder of a model directory: pass --model_dir {parent}"
+    if gfile.isdir(dir) and any(n.endswith(".index") for n in gfile.listdir(dir)):
+        return (f"{dir} holds a TF1 checkpoint, not a model directory: make one from it with "
+                "`tfcompact import-tf1`")
+    return f"is {dir} a tfcompact model directory?"
+
+
+def checkpoint_state(dir: PathLike) -> Optional[str]:
+    """The checkpoint prefix ``<dir>/checkpoints/checkpoint`` names as the latest, whether or
+    not its files exist (None when there is no such file). An unreadable state file is a
+    CheckpointError naming it, not a warning and a silent None as in `tf.train.latest_checkpoint`.
+    """
+    from google.protobuf import text_format
+    from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState
 
     ckpt_dir = _join(os.fspath(dir), CHECKPOINT_DIR)
-    if not tf.io.gfile.isdir(ckpt_dir):
+    path = _join(ckpt_dir, "checkpoint")
+    gfile = _gfile()
+    if not gfile.exists(path):
         return None
-    return tf.train.latest_checkpoint(ckpt_dir)
+    try:
+        with gfile.GFile(path, "rb") as fh:
+            state = text_format.Parse(fh.read().decode("utf-8"), CheckpointState())
+    except (UnicodeDecodeError, text_format.ParseError) as e:
+        raise CheckpointError(f"{path}: damaged checkpoint state file ({str(e).splitlines()[0]}); "
+                              "pass --checkpoint PREFIX to choose a checkpoint") from None
+    if not state.model_checkpoint_path:
+        raise CheckpointError(f"{path}: damaged checkpoint state file (no model_checkpoint_path); "
+                              "pass --checkpoint PREFIX to choose a checkpoint")
+    prefix = state.model_checkpoint_path
+    return prefix if os.path.isabs(prefix) or "://" in prefix else _join(ckpt_dir, prefix)
+
+
+def latest_checkpoint(dir: PathLike) -> Optional[str]:
+    """The newest checkpoint prefix under ``<dir>/checkpoints`` (None when there is none, or
+    when the state file is damaged or names a checkpoint whose index is gone)."""
+    try:
+        prefix = checkpoint_state(dir)
+    except CheckpointError:
+        return None
+    return prefix if prefix and _gfile().exists(prefix + ".index") else None
 
 
 def read_model_dir(dir: PathLike) -> ModelDirInfo:
@@ -148,12 +186,15 @@ def read_model_dir(dir: PathLike) -> ModelDirInfo:
     gfile = _gfile()
     path = _join(dir, CONFIG_FILE)
     if not gfile.exists(path) or gfile.isdir(path):
-        raise ConfigError(f"{path}: not found; is {dir} a tfcompact model directory?")
+        raise ConfigError(f"{path}: not found; {_not_a_model_dir_hint(dir)}")
     try:
         with gfile.GFile(path, "rb") as fh:
             d = json.loads(fh.read().decode("utf-8"))
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text file (byte {e.start} is not UTF-8); expected the "
+                          "JSON a training run or `tfcompact import-tf1` writes") from None
     if not isinstance(d, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     for key in ("format_version", "arch", "config"):
@@ -195,14 +236,17 @@ def build_from_info(info: ModelDirInfo):
 
 def checkpoint_model_variable_count(prefix: str, key: str = "model") -> int:
     """How many variables the object ``key`` of a tf.train.Checkpoint holds (from its object graph)."""
-    import tensorflow as tf
     from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-    # The reader of the prefix itself: tf.train.load_checkpoint would first ask whether the
-    # prefix is a directory, which some filesystems (ram://) answer yes for any path prefix.
-    reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+    reader = _checkpoint_reader(prefix)
+    if not reader.has_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"):
+        raise CheckpointError(f"{prefix}: a TF1 (name-based) checkpoint, not a tfcompact training "
+                              "checkpoint; make a model directory from it with `tfcompact import-tf1`")
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
-    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    try:
+        graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    except Exception as e:  # DecodeError, DataLossError: the object graph itself is damaged
+        raise CheckpointError(f"{prefix}: damaged checkpoint ({_first_line(e)})") from None
     roots = [c.node_id for c in graph.nodes[0].children if c.local_name == key]
     if not roots:
         raise CheckpointError(f"{prefix}: the checkpoint has no '{key}' object")
@@ -218,11 +262,45 @@ def checkpoint_model_variable_count(prefix: str, key: str = "model") -> int:
     return count
 
 
+def _first_line(e: BaseException) -> str:
+    msg = (getattr(e, "message", None) or str(e)).strip()
+    return msg.splitlines()[0] if msg else type(e).__name__
+
+
+def _checkpoint_reader(prefix: str):
+    """A reader of the prefix itself (tf.train.load_checkpoint would first ask whether the
+    prefix is a directory, which some filesystems (ram://) answer yes for any path prefix)."""
+    import tensorflow as tf
+
+    try:
+        return tf.compat.v1.train.NewCheckpointReader(prefix)
+    except (tf.errors.OpError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{prefix}: cannot read checkpoint index ({_first_line(e)})") from None
+
+
+def verify_checkpoint(prefix: str) -> None:
+    """Read every tensor of a checkpoint once: a short data file or a flipped bit (checksum
+    mismatch) becomes a CheckpointError naming the tensor, before anything is restored from it.
+    A restore alone does not look at tensors it does not load (e.g. optimizer slots)."""
+    import tensorflow as tf
+
+    reader = _checkpoint_reader(prefix)
+    for name in sorted(reader.get_variable_to_shape_map()):
+        try:
+            reader.get_tensor(name)
+        except (tf.errors.OpError, ValueError, IndexError, RuntimeError) as e:
+            # a short data file raises IndexError("Read less bytes than requested"), a flipped
+            # bit DataLossError("Checksum does not match")
+            raise CheckpointError(f"{prefix}: damaged checkpoint: cannot read {name} "
+                                  f"({_first_line(e)})") from None
+
+
 def load_pretraining_model(dir: PathLike, checkpoint: Optional[str] = None):
     """Build the directory's pretraining model and restore its latest (or the given) checkpoint.
 
-    Only the ``model`` object is read (optimizer state and step are ignored); every model
-    variable must be found in the checkpoint, else CheckpointError.
+    Only the ``model`` object is restored (optimizer state and step are ignored), but every
+    tensor of the checkpoint is read once to verify it; every model variable must be found in
+    the checkpoint and the checkpoint's model must have no more, else CheckpointError.
     """
     import tensorflow as tf
 
@@ -230,19 +308,22 @@ def load_pretraining_model(dir: PathLike, checkpoint: Optional[str] = None):
     prefix = checkpoint or info.latest_checkpoint
     if prefix is None:
         raise CheckpointError(f"{os.path.join(os.fspath(dir), CHECKPOINT_DIR)}: no checkpoint found")
+    config_file = os.path.join(os.fspath(dir), CONFIG_FILE)
+    verify_checkpoint(prefix)
+    stored = checkpoint_model_variable_count(prefix)
     model = build_from_info(info)
-    try:
-        stored = checkpoint_model_variable_count(prefix)
-        status = tf.train.Checkpoint(model=model).restore(prefix)
-        status.expect_partial()
-        status.assert_existing_objects_matched()
-    except (tf.errors.NotFoundError, tf.errors.DataLossError) as e:
-        raise CheckpointError(f"{prefix}: cannot read checkpoint: {e.message.splitlines()[0]}") from None
-    except AssertionError as e:
-        raise CheckpointError(f"{prefix}: checkpoint does not match the {info.arch} model in "
-                              f"{os.path.join(os.fspath(dir), CONFIG_FILE)}: {str(e).splitlines()[0]}") from None
     expected = len({id(v) for v in model.weights})
     if stored != expected:
         raise CheckpointError(f"{prefix}: the checkpoint's model has {stored} variables but the {info.arch} "
-                              f"model in {os.path.join(os.fspath(dir), CONFIG_FILE)} has {expected}")
+                              f"model in {config_file} has {expected}")
+    try:
+        status = tf.train.Checkpoint(model=model).restore(prefix)
+        status.expect_partial()  # optimizer and step are not restored: no warnings about them
+        status.assert_existing_objects_matched()
+    except tf.errors.OpError as e:
+        raise CheckpointError(f"{prefix}: cannot read checkpoint: {_first_line(e)}") from None
+    except (AssertionError, ValueError) as e:
+        # ValueError: a variable of another shape ("Received incompatible tensor with shape ...")
+        raise CheckpointError(f"{prefix}: checkpoint does not match the {info.arch} model in "
+                              f"{config_file}: {_first_line(e)}") from None
     return model
