@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import make_model_dir
+from tfcompact.interop.output_dir import MARKER
 
 from sm_helpers import check_against_keras
 
@@ -30,7 +31,7 @@ def exported(request, tmp_path_factory):
 
 def test_outputs_equal_keras(exported):
     arch, config, model, out = exported
-    assert sorted(os.listdir(out)) == ["encoder", "preprocessing", "vocab.txt"]
+    assert sorted(os.listdir(out)) == [MARKER, "encoder", "preprocessing", "vocab.txt"]
     check_against_keras(arch, config, model, out / "encoder")
 
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 from tfcompact import modeldir
 from tfcompact.configs import tiny_config
 from tfcompact.interop import name_maps
+from tfcompact.interop.output_dir import MARKER
 from tfcompact.interop.tf1_names import tf1_variable_shapes
 
 from conftest import make_model_dir, write_vocab
@@ -33,7 +34,7 @@ def test_export_then_import_is_bit_exact(tmp_path, cli, arch, overrides, head):
     code, stdout, err = cli("export", "--model_dir", d, "--format", "tf1", "--output", out)
     assert code == 0, err
     assert sorted(os.listdir(out)) == sorted(
-        ["checkpoint", "model.ckpt.index", "model.ckpt.data-00000-of-00001", "vocab.txt",
+        ["checkpoint", "model.ckpt.index", "model.ckpt.data-00000-of-00001", "vocab.txt", MARKER,
          CONFIG_FILES[arch]] + (["generator_config.json"] if arch == "electra" else []))
     expected = tf1_variable_shapes(arch, config, sentence_head="none" if head == "none" or arch == "electra"
                                    else "default")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import make_model_dir
+from tfcompact.interop.output_dir import MARKER
 from tfcompact.interop.tflite import check_tflite, convert_savedmodel_to_tflite, load_tflite_runner
 
 
@@ -23,7 +24,7 @@ def exported(tmp_path_factory):
 
 def test_fp32_matches_savedmodel(exported, cli):
     root, d, config, model, out = exported
-    assert sorted(os.listdir(out)) == ["encoder", "model.tflite"]
+    assert sorted(os.listdir(out)) == [MARKER, "encoder", "model.tflite"]
     _, runner = load_tflite_runner(str(out / "model.tflite"))
     shapes = {k: tuple(v["shape"]) for k, v in runner.get_input_details().items()}
     assert shapes == {"input_word_ids": (1, 24), "input_mask": (1, 24), "input_type_ids": (1, 24),

@@ -7,40 +7,46 @@
   `preprocessing/` (strings -> packed int32 features, vocab as an asset).
 - `--format tflite`: `model.tflite` at a fixed `--seq_length`, `--quantize none|fp16|dynamic`,
   plus the `encoder/` SavedModel it was converted from (for `tfcompact check-tflite`).
+
+The output may not be, contain or lie inside the model directory; it appears all at once, holds
+a `.tfcompact-output.json` marker, and `--overwrite` replaces only an earlier export of the same
+format (see `tfcompact/interop/output_dir.py`). A flag that does not apply to the format is an
+error, not silently ignored.
 """
 from __future__ import annotations
 
 import argparse
 
-FORMATS = ("tf1", "savedmodel", "tflite")
+from tfcompact.interop import EXPORT_FORMATS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model_dir", required=True, help="model directory (tfcompact.json, vocab.txt, checkpoints/)")
-    parser.add_argument("--format", required=True, help="one of: " + ", ".join(FORMATS))
-    parser.add_argument("--output", required=True, help="output directory (must not exist or be empty)")
+    parser.add_argument("--format", required=True, help="one of: " + ", ".join(EXPORT_FORMATS))
+    parser.add_argument("--output", required=True,
+                        help="output directory (new or empty; never inside the model directory)")
     parser.add_argument("--checkpoint", default=None,
                         help="training checkpoint prefix to export (default: the latest in model_dir/checkpoints)")
     parser.add_argument("--with_optimizer_slots", action="store_true",
                         help="tf1: also write <var>/adam_m, <var>/adam_v and global_step")
     parser.add_argument("--component", default=None, choices=("discriminator", "generator"),
                         help="ELECTRA savedmodel/tflite: which network to export (default discriminator)")
-    parser.add_argument("--seq_length", type=int, default=128,
-                        help="tflite: fixed sequence length; savedmodel: default of the preprocessing model")
-    parser.add_argument("--num_predictions", type=int, default=20,
-                        help="tflite: number of masked_lm_positions for the mlm output")
+    parser.add_argument("--seq_length", type=int, default=None,
+                        help="tflite: fixed sequence length; savedmodel: default of the preprocessing "
+                             "model (default 128, or max_position_embeddings when smaller)")
+    parser.add_argument("--num_predictions", type=int, default=None,
+                        help="tflite: number of masked_lm_positions for the mlm output "
+                             "(default 20, or --seq_length when smaller)")
     parser.add_argument("--quantize", default="none", help="tflite: none, fp16 or dynamic")
     parser.add_argument("--do_lower_case", default="true", choices=("true", "false"),
                         help="savedmodel preprocessing: lower-case and strip accents (Chinese BERT vocab: true)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier export of the same format at --output (nothing else)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfcompact.errors import UserError
     from tfcompact.interop import convert
 
-    if args.format not in FORMATS:
-        raise UserError(f"--format {args.format}: unknown export format; expected one of {', '.join(FORMATS)}")
     summary = convert.export_model_dir(
         args.model_dir, args.format, args.output, checkpoint=args.checkpoint,
         with_optimizer_slots=args.with_optimizer_slots, component=args.component,

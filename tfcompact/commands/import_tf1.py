@@ -3,7 +3,9 @@ MobileBERT) into a model directory that pretraining, fine-tuning and export acce
 
 Every model variable must be found in the checkpoint and every checkpoint variable used
 (optimizer slots and global_step aside); otherwise one error lists missing/unused names and
-shape mismatches, and nothing is written.
+shape mismatches, and nothing is written. The output may not be, contain or lie inside the
+checkpoint, config or vocab; `--overwrite` replaces only an earlier import (see
+`tfcompact/interop/output_dir.py`).
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layout", default=None, choices=("google", "brightmart"),
                         help="ALBERT checkpoint layout (default: detected from the variable names)")
     parser.add_argument("--output", required=True, help="model directory to create")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier import-tf1 output at --output (nothing else)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,3 +10,6 @@
 - `tflite`: fixed-shape TFLite export (fp32, fp16, dynamic-range) and the SavedModel check.
 - `hf_parity`: optional check that HuggingFace's TF1 loaders read our exports exactly.
 """
+
+# `tfcompact export --format`: here so the command line can list them without importing TensorFlow.
+EXPORT_FORMATS = ("tf1", "savedmodel", "tflite")

@@ -1,22 +1,29 @@
 """The export and import workflows behind `tfcompact export` and `tfcompact import-tf1`.
 
-Export reads only a model directory (config, vocab, training checkpoint) and writes one
-output directory atomically. Import reads a TF1 checkpoint + config JSON + vocab, checks the
-checkpoint against the name table before anything is written, and writes a model directory.
+Export reads only a model directory (config, vocab, training checkpoint, every tensor of which
+is read once to verify it) and writes one output directory. Import reads a TF1 checkpoint +
+config JSON + vocab, checks the checkpoint against the name table before anything is written,
+and writes a model directory. Both check every flag and input they can before the slow work,
+and write through `interop.output_dir.atomic_output_dir`: the output never touches an input,
+appears all at once, and replaces only an earlier output of the same command.
 """
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import shutil
 
 import tensorflow as tf
 
 from tfcompact.errors import CheckpointError, ConfigError, DataError, UserError
-from tfcompact.interop import name_maps
+from tfcompact.interop import EXPORT_FORMATS, name_maps
 from tfcompact.interop.output_dir import atomic_output_dir, check_output_dir
 from tfcompact.interop.tf1_checkpoint import (
-    is_optimizer_or_bookkeeping, list_tf1_variables, read_tf1_variables, resolve_checkpoint_prefix,
-    write_tf1_checkpoint)
+    checkpoint_files, is_optimizer_or_bookkeeping, list_tf1_variables, read_tf1_variables,
+    resolve_checkpoint_prefix, write_tf1_checkpoint)
+
+IMPORT_KIND = "import-tf1"  # the marker kind of import outputs (see interop/output_dir.py)
 
 # The original config file name per architecture (what the TF1 scripts and HF converters read).
 CONFIG_FILE_NAMES = {"bert": "bert_config.json", "tinybert": "bert_config.json",
@@ -25,16 +32,22 @@ CONFIG_FILE_NAMES = {"bert": "bert_config.json", "tinybert": "bert_config.json",
 
 
 def _count_vocab(path: str) -> int:
-    with open(path, encoding="utf-8") as f:
-        return sum(1 for _ in f)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 vocabulary (byte {e.start})") from None
+    return len(data.splitlines())
 
 
-def _check_vocab(vocab: str, config, where: str) -> None:
+def _check_vocab(vocab: str, config, config_file: str, hint: str = "") -> None:
+    """The vocabulary exists and has exactly the config's vocab_size entries."""
     if not os.path.isfile(vocab):
-        raise DataError(f"{vocab}: vocabulary file not found ({where})")
+        raise DataError(f"{vocab}: vocabulary file not found{hint}")
     n = _count_vocab(vocab)
     if n != config.vocab_size:
-        raise DataError(f"{vocab}: {n} entries but the config says vocab_size={config.vocab_size}")
+        raise DataError(f"{vocab}: {n} entries but {config_file} says vocab_size={config.vocab_size}")
 
 
 def build_model(arch: str, config, sentence_head: str | None = None):
@@ -52,28 +65,82 @@ def save_training_checkpoint(model, model_dir: str) -> str:
     return manager.save(checkpoint_number=0)
 
 
+@contextlib.contextmanager
+def _write_errors(output: str):
+    """TensorFlow's write failures (e.g. a full disk under tf.saved_model.save) as one line."""
+    try:
+        yield
+    except tf.errors.OpError as e:
+        first = (e.message or str(e)).strip().splitlines()[0]
+        raise UserError(f"--output {output}: cannot write ({first}); nothing was written") from None
+
+
+def _write_text(path: str, text: str) -> None:
+    """A plain write (mode from the umask); atomic_output_dir makes the output whole."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 # ----------------------------------------------------------------------------------------------
 # export
 # ----------------------------------------------------------------------------------------------
 
-def _load_model_dir(model_dir: str, checkpoint: str | None):
-    """(info, pretraining model with weights, checkpoint prefix used)."""
+def _read_model_dir(model_dir: str):
+    """The model directory's description, with one line for a path that is not one."""
     from tfcompact import modeldir
 
-    if not os.path.isdir(model_dir):
+    if not os.path.exists(model_dir):
         raise UserError(f"--model_dir {model_dir}: directory not found")
-    info = modeldir.read_model_dir(model_dir)
-    prefix = checkpoint or info.latest_checkpoint
+    if not os.path.isdir(model_dir):
+        raise UserError(f"--model_dir {model_dir} is a file; expected a model directory "
+                        "(tfcompact.json, vocab.txt, checkpoints/)")
+    return modeldir.read_model_dir(model_dir)
+
+
+def _export_checkpoint(info, checkpoint: str | None) -> str:
+    """The prefix to export: --checkpoint, else the one the state file names; its files exist."""
+    from tfcompact import modeldir
+
+    if checkpoint is not None:
+        return resolve_checkpoint_prefix(checkpoint)
+    prefix = modeldir.checkpoint_state(info.path)
     if prefix is None:
-        raise CheckpointError(f"{model_dir}/checkpoints: no checkpoint found; train or import a model first")
-    if not tf.io.gfile.exists(prefix + ".index"):
-        raise CheckpointError(f"{prefix}: checkpoint index {prefix}.index not found")
-    try:
-        model = modeldir.load_pretraining_model(model_dir, prefix)
-    except (tf.errors.OpError, IndexError, ValueError) as e:
-        # a short data file surfaces as IndexError("Read less bytes than requested")
-        raise CheckpointError(f"{prefix}: cannot read checkpoint ({str(e).strip().splitlines()[0]})") from e
-    return info, model, prefix
+        found = sorted(glob.glob(os.path.join(glob.escape(info.checkpoint_dir), "*.index")))
+        if found:
+            raise CheckpointError(f"{info.checkpoint_dir}/checkpoint: not found; pass --checkpoint "
+                                  f"(e.g. {found[-1][:-len('.index')]})")
+        raise CheckpointError(f"{info.checkpoint_dir}: no checkpoint found; train or import a model first")
+    return resolve_checkpoint_prefix(prefix)
+
+
+def _check_export_flags(fmt: str, *, quantize: str, with_optimizer_slots: bool,
+                        component: str | None, num_predictions: int | None) -> None:
+    """Flags that do not fit the format are refused, never silently ignored."""
+    from tfcompact.interop.tflite import QUANTIZE_MODES
+
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"--format {fmt}: unknown export format; expected one of {', '.join(EXPORT_FORMATS)}")
+    if fmt == "tflite" and quantize not in QUANTIZE_MODES:
+        raise UserError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZE_MODES)}")
+    if fmt != "tflite" and quantize != "none":
+        raise UserError(f"--quantize {quantize} applies to --format tflite only")
+    if fmt != "tflite" and num_predictions is not None:
+        raise UserError(f"--num_predictions {num_predictions} applies to --format tflite only")
+    if fmt != "tf1" and with_optimizer_slots:
+        raise UserError("--with_optimizer_slots applies to --format tf1 only")
+    if fmt == "tf1" and component is not None:
+        raise UserError(f"--component {component} applies to --format savedmodel and tflite "
+                        "(a tf1 export holds every network of the model)")
+
+
+def _check_lengths(fmt: str, config, seq_length: int, num_predictions: int) -> None:
+    max_len = config.max_position_embeddings
+    low = 3 if fmt == "savedmodel" else 2  # the preprocessing model packs [CLS] x [SEP]
+    if fmt != "tf1" and not low <= seq_length <= max_len:
+        raise UserError(f"--seq_length {seq_length}: expected {low}..{max_len} "
+                        "(the model's max_position_embeddings)")
+    if fmt == "tflite" and not 1 <= num_predictions <= seq_length:
+        raise UserError(f"--num_predictions {num_predictions}: expected 1..{seq_length} (--seq_length)")
 
 
 def export_tf1(model, arch: str, config, vocab_path: str | None, out_dir: str, *,
@@ -86,10 +153,11 @@ def export_tf1(model, arch: str, config, vocab_path: str | None, out_dir: str, *
             raise CheckpointError("--with_optimizer_slots needs a training checkpoint with optimizer state")
         tensors.update(name_maps.optimizer_slots_as_tf1(model, table, training_checkpoint))
     write_tf1_checkpoint(out_dir, tensors)
-    config.to_json_file(os.path.join(out_dir, CONFIG_FILE_NAMES[arch]))
+    _write_text(os.path.join(out_dir, CONFIG_FILE_NAMES[arch]), config.to_json_string())
     if arch == "electra":
         # the generator's BERT-format config, as HF's ELECTRA generator conversions expect it
-        config.generator_config().to_json_file(os.path.join(out_dir, "generator_config.json"))
+        _write_text(os.path.join(out_dir, "generator_config.json"),
+                    config.generator_config().to_json_string())
     if vocab_path:
         shutil.copyfile(vocab_path, os.path.join(out_dir, "vocab.txt"))
     return os.path.join(out_dir, "model.ckpt")
@@ -97,46 +165,59 @@ def export_tf1(model, arch: str, config, vocab_path: str | None, out_dir: str, *
 
 def export_model_dir(model_dir: str, fmt: str, output: str, *, checkpoint: str | None = None,
                      with_optimizer_slots: bool = False, component: str | None = None,
-                     seq_length: int = 128, num_predictions: int = 20, quantize: str = "none",
-                     do_lower_case: bool = True, overwrite: bool = False) -> str:
-    """Export `model_dir` as `fmt` (tf1 | savedmodel | tflite) into `output`; returns a summary."""
+                     seq_length: int | None = None, num_predictions: int | None = None,
+                     quantize: str = "none", do_lower_case: bool = True, overwrite: bool = False) -> str:
+    """Export `model_dir` as `fmt` (tf1 | savedmodel | tflite) into `output`; returns a summary.
+
+    `seq_length` (savedmodel, tflite) defaults to 128 or max_position_embeddings when that is
+    smaller; `num_predictions` (tflite) to 20 or seq_length when that is smaller. A savedmodel
+    export of a directory without vocab.txt writes the encoder only and says so.
+    """
+    from tfcompact import modeldir
     from tfcompact.interop import savedmodel as savedmodel_export, tflite
 
-    if fmt not in ("tf1", "savedmodel", "tflite"):
-        raise UserError(f"--format {fmt}: unknown export format; expected tf1, savedmodel or tflite")
-    if fmt == "tflite" and quantize not in tflite.QUANTIZE_MODES:
-        raise UserError(f"--quantize {quantize}: expected one of {', '.join(tflite.QUANTIZE_MODES)}")
-    if fmt == "tflite":
-        from tfcompact import modeldir
-
-        if os.path.isfile(os.path.join(model_dir, modeldir.CONFIG_FILE)):
-            max_len = modeldir.read_model_dir(model_dir).config.max_position_embeddings
-            if not 2 <= seq_length <= max_len:
-                raise UserError(f"--seq_length {seq_length}: expected 2..{max_len} "
-                                "(the model's max_position_embeddings)")
-    if fmt != "tf1" and with_optimizer_slots:
-        raise UserError("--with_optimizer_slots applies to --format tf1 only")
-    check_output_dir(output, overwrite=overwrite)  # fail before the (slow) model load
-    info, model, prefix = _load_model_dir(model_dir, checkpoint)
+    _check_export_flags(fmt, quantize=quantize, with_optimizer_slots=with_optimizer_slots,
+                        component=component, num_predictions=num_predictions)
+    info = _read_model_dir(model_dir)
+    seq_length = min(128, info.config.max_position_embeddings) if seq_length is None else seq_length
+    num_predictions = min(20, seq_length) if num_predictions is None else num_predictions
+    _check_lengths(fmt, info.config, seq_length, num_predictions)
     if component is not None and info.arch != "electra":
         raise UserError(f"--component {component}: only ELECTRA models have generator/discriminator")
-    with atomic_output_dir(output, overwrite=overwrite) as tmp:
+    prefix = _export_checkpoint(info, checkpoint)
+    inputs = [("--model_dir", model_dir)]
+    if checkpoint is not None:
+        inputs += [("--checkpoint", f) for f in checkpoint_files(prefix)]
+    kind = f"export --format {fmt}"
+    check_output_dir(output, kind=kind, inputs=inputs, overwrite=overwrite)  # before the slow load
+    vocab = info.vocab_path if fmt != "tflite" else None
+    if vocab:
+        _check_vocab(vocab, info.config, os.path.join(model_dir, modeldir.CONFIG_FILE))
+    model = modeldir.load_pretraining_model(model_dir, prefix)
+    with atomic_output_dir(output, kind=kind, inputs=inputs, overwrite=overwrite) as tmp, \
+            _write_errors(output):
         if fmt == "tf1":
-            export_tf1(model, info.arch, info.config, info.vocab_path, tmp,
+            export_tf1(model, info.arch, info.config, vocab, tmp,
                        training_checkpoint=prefix, with_optimizer_slots=with_optimizer_slots)
             what = f"TF1 checkpoint {output}/model.ckpt"
+            if not vocab:
+                what += f" without vocab.txt ({model_dir} has none)"
         else:
             enc_dir = os.path.join(tmp, "encoder")
             savedmodel_export.export_encoder(model, info.arch, info.config, enc_dir,
                                              component=component or "discriminator")
-            if fmt == "savedmodel":
-                if info.vocab_path:
-                    from tfcompact.interop.preprocessing import export_preprocessing_savedmodel
+            if fmt == "savedmodel" and vocab:
+                from tfcompact.interop.preprocessing import export_preprocessing_savedmodel
 
-                    export_preprocessing_savedmodel(info.vocab_path, os.path.join(tmp, "preprocessing"),
-                                                    do_lower_case=do_lower_case, seq_length=seq_length)
-                    shutil.copyfile(info.vocab_path, os.path.join(tmp, "vocab.txt"))
-                what = f"SavedModels {output}/encoder and {output}/preprocessing"
+                export_preprocessing_savedmodel(vocab, os.path.join(tmp, "preprocessing"),
+                                                do_lower_case=do_lower_case, seq_length=seq_length)
+                shutil.copyfile(vocab, os.path.join(tmp, "vocab.txt"))
+                what = (f"SavedModels {output}/encoder and {output}/preprocessing "
+                        f"(seq_length {seq_length})")
+            elif fmt == "savedmodel":
+                what = (f"SavedModel {output}/encoder only; no preprocessing model, because "
+                        f"{model_dir} has no {modeldir.VOCAB_FILE} (copy the vocabulary the model "
+                        "was trained with there and export again to get one)")
             else:
                 tflite.convert_savedmodel_to_tflite(enc_dir, os.path.join(tmp, "model.tflite"),
                                                     seq_length=seq_length, quantize=quantize,
@@ -172,12 +253,45 @@ def guess_arch(names) -> str | None:
     return None
 
 
-def _load_config(arch: str, path: str):
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
+def _other_arch(arch: str, shapes) -> str | None:
+    """The architecture the checkpoint's names suggest when it is not `arch`."""
+    guess = guess_arch(shapes)
+    return guess if guess and guess != ("bert" if arch == "tinybert" else arch) else None
+
+
+def _load_config(arch: str, path: str, shapes):
+    """The --config file as `arch`'s config; the error says what the file or the checkpoint
+    looks like instead when that explains a ConfigError."""
     from tfcompact.configs import config_from_json_file
+    from tfcompact.modeldir import CONFIG_FILE
 
     if not os.path.isfile(path):
         raise ConfigError(f"--config {path}: file not found")
-    return config_from_json_file("bert" if arch == "tinybert" else arch, path)
+    try:
+        return config_from_json_file("bert" if arch == "tinybert" else arch, path)
+    except ConfigError as e:
+        if os.path.basename(path) == CONFIG_FILE:
+            raise ConfigError(f"--config {path} is a tfcompact model directory's config, not the "
+                              f"original {CONFIG_FILE_NAMES[arch]}; a model directory needs no "
+                              "import (export it with `tfcompact export`)") from None
+        other = _other_arch(arch, shapes)
+        if other:
+            raise ConfigError(f"{e}; the checkpoint's names look like {_a(other)} checkpoint: "
+                              f"--arch {other}?") from None
+        raise
+
+
+def _check_tf1_names(prefix: str, shapes) -> None:
+    """A tfcompact training checkpoint (object-based names) is not a TF1 checkpoint."""
+    if shapes and all("/.ATTRIBUTES/" in n for n in shapes):
+        model_dir = os.path.dirname(os.path.dirname(prefix)) or "."
+        raise CheckpointError(f"{prefix} is a tfcompact training checkpoint (object-based names), "
+                              "not a TF1 checkpoint; its model directory needs no import: "
+                              f"`tfcompact export --model_dir {model_dir} --format tf1` writes a TF1 one")
 
 
 def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str, output: str, *,
@@ -186,10 +300,15 @@ def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str, output: 
     """Import a TF1 checkpoint into a new model directory; see `tfcompact import-tf1`."""
     from tfcompact import modeldir
 
-    check_output_dir(output, overwrite=overwrite)
     prefix = resolve_checkpoint_prefix(checkpoint)
-    config = _load_config(arch, config_path)
+    hint = "" if vocab else " (pass --vocab)"
+    vocab = vocab or os.path.join(os.path.dirname(prefix), "vocab.txt")
+    inputs = ([("--checkpoint", f) for f in checkpoint_files(prefix)]
+              + [("--config", config_path), ("--vocab", vocab)])
+    check_output_dir(output, kind=IMPORT_KIND, inputs=inputs, overwrite=overwrite)
     shapes = list_tf1_variables(prefix)
+    _check_tf1_names(prefix, shapes)
+    config = _load_config(arch, config_path, shapes)
     if arch == "albert":
         found = detect_albert_layout(shapes)
         if layout is not None and layout != found:
@@ -198,8 +317,7 @@ def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str, output: 
         config = config.replace(layout=found)
     elif layout is not None:
         raise UserError(f"--layout applies to --arch albert only, not {arch}")
-    vocab = vocab or os.path.join(os.path.dirname(prefix), "vocab.txt")
-    _check_vocab(vocab, config, "pass --vocab" if not os.path.isfile(vocab) else "--vocab")
+    _check_vocab(vocab, config, config_path, hint)
     if arch == "electra":
         sentence_head = "none"
     elif "cls/seq_relationship/output_weights" in shapes:
@@ -210,16 +328,14 @@ def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str, output: 
     table = name_maps.name_table(arch, config, model)
     problems = name_maps.compare_with_checkpoint(table, shapes)
     if problems:
-        guess = guess_arch(shapes)
-        article = "an" if guess and guess[0] in "aeiou" else "a"
-        hint = (f" (the names look like {article} {guess} checkpoint)"
-                if guess and guess != ("bert" if arch == "tinybert" else arch) else "")
-        article = "an" if arch[0] in "aeiou" else "a"
-        raise CheckpointError(f"{prefix} does not match {article} {arch} model with {config_path}{hint}: "
-                              + "; ".join(problems))
+        other = _other_arch(arch, shapes)
+        raise CheckpointError(f"{prefix} does not match {_a(arch)} model with {config_path}"
+                              + (f" (the names look like {_a(other)} checkpoint)" if other else "")
+                              + ": " + "; ".join(problems))
     values = read_tf1_variables(prefix, [e.tf1_name for e in table])
     name_maps.tf1_to_keras(model, table, values)
-    with atomic_output_dir(output, overwrite=overwrite) as tmp:
+    with atomic_output_dir(output, kind=IMPORT_KIND, inputs=inputs, overwrite=overwrite) as tmp, \
+            _write_errors(output):
         modeldir.write_model_dir_config(tmp, arch, config, vocab_path=vocab,
                                         sentence_head=None if arch == "electra" else sentence_head)
         save_training_checkpoint(model, tmp)

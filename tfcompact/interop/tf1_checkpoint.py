@@ -75,6 +75,12 @@ def resolve_checkpoint_prefix(path: str) -> str:
     return path
 
 
+def checkpoint_files(prefix: str) -> list[str]:
+    """The files of the checkpoint at `prefix`: its index and data shards (the inputs a command
+    reads, so that no output may replace them)."""
+    return [prefix + ".index"] + sorted(tf.io.gfile.glob(glob.escape(prefix) + ".data-*-of-*"))
+
+
 def _reader(prefix: str):
     try:
         return tf.train.load_checkpoint(prefix)
