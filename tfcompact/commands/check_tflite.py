@@ -22,7 +22,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit 1 if the mlm argmax agreement is below this")
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    from tfcompact.errors import UserError
+
+    for flag, value, low in (("--num_batches", args.num_batches, 1), ("--num_threads", args.num_threads, 1),
+                             ("--benchmark", args.benchmark, 0)):
+        if value is not None and value < low:
+            raise UserError(f"{flag} {value}: expected at least {low}")
+    if args.max_abs_diff is not None and not args.max_abs_diff >= 0:
+        raise UserError(f"--max_abs_diff {args.max_abs_diff}: expected a number >= 0")
+    if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
+        raise UserError(f"--min_agreement {args.min_agreement}: expected a fraction in 0..1")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_arguments(args)
     import tensorflow as tf
 
     if args.num_threads:

@@ -25,13 +25,47 @@ QUANTIZE_MODES = ("none", "fp16", "dynamic")
 
 
 def _load_savedmodel(path: str):
+    """The encoder SavedModel at `path` (as `tfcompact export` writes it), or one line saying
+    why not: a directory holding one (`encoder/`), a damaged file, another kind of SavedModel."""
+    from google.protobuf.message import DecodeError
+
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise UserError(f"--savedmodel {path}: no saved_model.pb found; expected an encoder "
-                        "SavedModel written by `tfcompact export --format savedmodel`")
+        inner = os.path.join(path, "encoder")
+        hint = (f"pass {inner}" if os.path.isfile(os.path.join(inner, "saved_model.pb"))
+                else "expected an encoder SavedModel written by `tfcompact export --format savedmodel`")
+        raise UserError(f"--savedmodel {path}: no saved_model.pb found; {hint}")
     try:
-        return tf.saved_model.load(path)
-    except (tf.errors.OpError, ValueError) as e:
-        raise UserError(f"--savedmodel {path}: cannot load ({str(e).strip().splitlines()[0]})") from e
+        encoder = tf.saved_model.load(path)
+    except (tf.errors.OpError, ValueError, RuntimeError, IndexError, KeyError, DecodeError) as e:
+        # a short variables file raises IndexError, a damaged saved_model.pb DecodeError or
+        # ValueError, a preprocessing model RuntimeError (its tensorflow-text ops)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = (" (a preprocessing model? pass the encoder/ SavedModel of the export)"
+                if "Op type not registered" in first else " (damaged?)")
+        raise UserError(f"--savedmodel {path}: cannot load{hint}: {first}") from None
+    if not all(hasattr(encoder, a) for a in ("vocab_size", "max_seq_length")):
+        raise UserError(f"--savedmodel {path}: not an encoder SavedModel written by "
+                        "`tfcompact export` (no vocab_size/max_seq_length); pass the export's encoder/")
+    return encoder
+
+
+def _check_flatbuffer(path: str) -> None:
+    """Walk the whole TFLite flatbuffer in Python before the interpreter sees it: a truncated
+    or damaged file makes tf.lite.Interpreter crash the process (SIGSEGV), not raise."""
+    from tensorflow.lite.python import schema_py_generated as schema_fb
+
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    try:
+        if len(data) < 8 or not schema_fb.Model.ModelBufferHasIdentifier(data, 0):
+            raise ValueError("no TFL3 file identifier")
+        model = schema_fb.ModelT.InitFromObj(schema_fb.Model.GetRootAs(data, 0))
+        for b in model.buffers or []:
+            if b.offset > 1 and b.offset + b.size > len(data):  # weights stored past the flatbuffer
+                raise ValueError(f"buffer ends at byte {b.offset + b.size}, file has {len(data)}")
+    except Exception as e:  # struct.error, ValueError, IndexError from reading past the end
+        raise UserError(f"--tflite {path}: not a TFLite model or damaged (truncated?): "
+                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
 class _FixedShapeEncoder(tf.Module):
@@ -62,8 +96,8 @@ def convert_savedmodel_to_tflite(savedmodel_dir: str, output_path: str, *, seq_l
     if quantize not in QUANTIZE_MODES:
         raise UserError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZE_MODES)}")
     encoder = _load_savedmodel(savedmodel_dir)
-    max_len = int(encoder.max_seq_length.numpy()) if hasattr(encoder, "max_seq_length") else None
-    if seq_length < 2 or (max_len is not None and seq_length > max_len):
+    max_len = int(encoder.max_seq_length.numpy())
+    if not 2 <= seq_length <= max_len:
         raise UserError(f"--seq_length {seq_length}: expected 2..{max_len} "
                         "(the model's max_position_embeddings)")
     fixed = _FixedShapeEncoder(encoder, batch_size, seq_length, num_predictions)
@@ -87,8 +121,13 @@ def convert_savedmodel_to_tflite(savedmodel_dir: str, output_path: str, *, seq_l
 
 def load_tflite_runner(path: str, num_threads: int | None = None):
     """(interpreter, signature runner) for the `serving_default` signature of a .tflite file."""
+    if os.path.isdir(path):
+        inner = os.path.join(path, "model.tflite")
+        raise UserError(f"--tflite {path} is a directory; "
+                        + (f"pass {inner}" if os.path.isfile(inner) else "expected a .tflite file"))
     if not os.path.isfile(path):
         raise UserError(f"--tflite {path}: file not found")
+    _check_flatbuffer(path)
     try:
         with warnings.catch_warnings():
             # tf.lite.Interpreter warns that LiteRT (ai_edge_litert) will replace it; it is
@@ -147,6 +186,15 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float((num / den).mean())
 
 
+def _check_same_outputs(tflite_path: str, savedmodel_dir: str, lite: dict, ref: dict) -> None:
+    """Both runtimes give the same outputs with the same shapes (else: not one model)."""
+    for k, v in lite.items():
+        if k not in ref or np.shape(ref[k]) != np.shape(v):
+            got = list(np.shape(ref[k])) if k in ref else "nothing"
+            raise UserError(f"--tflite {tflite_path} and --savedmodel {savedmodel_dir} are not the same "
+                            f"model: {k} is {list(np.shape(v))} in TFLite, {got} in the SavedModel")
+
+
 def check_tflite(tflite_path: str, savedmodel_dir: str, *, num_batches: int = 4, seed: int = 0,
                  num_threads: int | None = None, benchmark_runs: int = 0) -> TfliteCheck:
     """Run the TFLite model and the SavedModel on the same inputs and compare the outputs."""
@@ -156,7 +204,7 @@ def check_tflite(tflite_path: str, savedmodel_dir: str, *, num_batches: int = 4,
     missing = [k for k in FEATURE_KEYS if k not in details]
     if missing:
         raise UserError(f"--tflite {tflite_path}: inputs {sorted(details)} lack {missing}")
-    vocab = int(encoder.vocab_size.numpy()) if hasattr(encoder, "vocab_size") else 100
+    vocab = int(encoder.vocab_size.numpy())
     result = TfliteCheck()
     cos: dict[str, list[float]] = {}
     agree: list[np.ndarray] = []
@@ -171,6 +219,7 @@ def check_tflite(tflite_path: str, savedmodel_dir: str, *, num_batches: int = 4,
         feed = random_inputs(details, vocab, seed + b)
         lite = runner(**feed)
         ref = run_sm(feed)
+        _check_same_outputs(tflite_path, savedmodel_dir, lite, ref)
         for k, v in lite.items():
             diff = float(np.max(np.abs(v - ref[k])))
             result.max_abs_diff[k] = max(result.max_abs_diff.get(k, 0.0), diff)
