@@ -1,4 +1,5 @@
 """Tokenizer: hand-written ids on mixed text, Python == tensorflow-text, SavedModel, Vocab checks."""
+import json
 import os
 
 import pytest
@@ -101,6 +102,38 @@ def test_vocab_unreadable(tmp_path):
     p.write_bytes(b"[PAD]\n\xff\xfe\n")
     with pytest.raises(DataError, match="not UTF-8"):
         Vocab.load(str(p))
+
+
+def test_vocab_duplicate_token_names_both_lines(tmp_path):
+    """Two ids for one token: one of them could never be produced; refused, not ignored."""
+    p = tmp_path / "vocab.txt"
+    p.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n好\n的\n好\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"vocab\.txt:8: duplicate token '好' \(first on line 6\)"):
+        Vocab.load(str(p))
+    p.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match=r"vocab\.txt: vocabulary is empty"):
+        Vocab.load(str(p))
+
+
+def test_char_class_cache_damaged_or_foreign_is_rebuilt(tmp_path, monkeypatch, capsys):
+    """The Unicode class cache (JSON in the private cache dir) is used only when it is ours and
+    well-formed; otherwise a warning names it and the classes are scanned again."""
+    from tfcompact.text import tokenizer, user_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    expected = tokenizer._scan_char_classes()
+    path = tmp_path / "tfcompact" / tokenizer._char_class_cache_name()
+    for content, mode, warning in [("{not json", 0o644, "is damaged"),
+                                   ('{"punct": "a"}', 0o644, "is damaged"),
+                                   (json.dumps({**expected, "punct": "x"}), 0o666, "writable by group or others")]:
+        tokenizer._char_classes.cache_clear()
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        os.chmod(path, mode)
+        assert tokenizer._char_classes() == expected
+        assert warning in capsys.readouterr().err
+    tokenizer._char_classes.cache_clear()
+    assert user_cache.read_private(path.name) == json.dumps(expected).encode()  # rewritten, ours
 
 
 def test_encode_with_words_all_single_character_tokens(py_tok):

@@ -84,8 +84,10 @@ class Vocab:
             raise DataError(f"{self.path}: vocabulary is empty (expected one token a line)")
         self.token_to_id: dict[str, int] = {}
         for i, tok in enumerate(self.tokens):
-            # First occurrence wins, as in google-research/bert's load_vocab (later dupes unused).
-            self.token_to_id.setdefault(tok, i)
+            first = self.token_to_id.setdefault(tok, i)
+            if first != i:  # two ids for one token: one of them could never be produced
+                raise DataError(f"{self.path}:{i + 1}: duplicate token {tok!r} (first on line "
+                                f"{first + 1}); each token must appear once")
         missing = [t for t in SPECIAL_TOKENS if t not in self.token_to_id]
         if missing:
             raise DataError(
@@ -188,34 +190,33 @@ def _ranges_to_class(cps: list[int]) -> str:
     return "".join(parts)
 
 
-def _char_class_cache_path() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "tfcompact", f"char-classes-v1-unicode-{unicodedata.unidata_version}.json")
+def _char_class_cache_name() -> str:
+    return f"char-classes-v1-unicode-{unicodedata.unidata_version}.json"
 
 
 @functools.lru_cache(maxsize=1)
 def _char_classes() -> dict[str, str]:
     """Regex class bodies for BERT's punctuation, control, space and combining-mark sets.
 
-    Scanning the Unicode database takes about 0.3 s; the result is cached on disk (keyed by
-    the Unicode version) so the converter's worker processes start faster."""
-    path = _char_class_cache_path()
-    try:
-        with open(path, encoding="utf-8") as f:
-            cached = json.load(f)
-        if set(cached) == {"punct", "control", "space", "marks", "cjk"}:
-            return cached
-    except (OSError, ValueError):
-        pass
+    Scanning the Unicode database takes about 0.3 s; the result is cached (JSON, keyed by the
+    Unicode version, in the private cache of `tfcompact.text.user_cache`) so the converter's
+    worker processes start faster. A damaged cache is reported and rebuilt."""
+    from tfcompact.text import user_cache
+
+    name = _char_class_cache_name()
+    raw = user_cache.read_private(name)
+    if raw is not None:
+        try:
+            cached = json.loads(raw.decode("utf-8"))
+            if (isinstance(cached, dict) and set(cached) == {"punct", "control", "space", "marks", "cjk"}
+                    and all(isinstance(v, str) for v in cached.values())):
+                return cached
+            problem = "unexpected content"
+        except (UnicodeDecodeError, ValueError) as e:
+            problem = f"not valid JSON ({e})"
+        user_cache.warn(f"cache {user_cache.cache_path(name)} is damaged ({problem}); rebuilding it")
     classes = _scan_char_classes()
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(classes, f)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    user_cache.write_private(name, json.dumps(classes).encode("utf-8"))
     return classes
 
 
