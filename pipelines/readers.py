@@ -18,6 +18,7 @@ Batches run across epoch boundaries (no examples are dropped at the end of an ep
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -25,6 +26,7 @@ from typing import Any, Mapping
 
 import tensorflow as tf
 
+from pipelines import writer
 from pipelines.dynamic_masking import DynamicMaskingConfig, element_keys, mask_examples
 from tfcompact.errors import ConfigError, DataError
 
@@ -41,6 +43,7 @@ _REQUIRED_KEYS = {
     "shards": list,
 }
 _SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+DAMAGED = "damaged or changed after create-data wrote it: convert the corpus again"
 DEFAULT_SHUFFLE_BUFFER = 10_000
 DEFAULT_CYCLE_LENGTH = 8
 
@@ -78,6 +81,10 @@ def validate_manifest(manifest: Any, source: str) -> dict:
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise DataError(f"{source}: shards[{i}] ({shard['file']}) lacks a non-negative "
                             "'num_instances'")
+        size = shard.get("bytes", 0)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise DataError(f"{source}: shards[{i}] ({shard['file']}) field 'bytes' should be a "
+                            f"non-negative integer, got {size!r}")
         total += count
     if total != manifest["num_instances"]:
         raise DataError(f"{source}: field 'num_instances' is {manifest['num_instances']} but the "
@@ -98,12 +105,74 @@ def read_manifest(data_dir: str) -> dict:
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
     validate_manifest(manifest, path)
+    check_shard_sizes(data_dir, manifest, path)
+    return manifest
+
+
+def check_shard_sizes(data_dir: str, manifest: Mapping, source: str) -> None:
+    """The cheap check made whenever a manifest is read for training (one stat per shard):
+    every listed shard exists and has the size in bytes the manifest records (manifests
+    written before sizes were recorded are checked for existence only)."""
     for shard in manifest["shards"]:
         shard_path = os.path.join(data_dir, shard["file"])
-        if not tf.io.gfile.exists(shard_path):
-            raise DataError(f"{path}: shard '{shard['file']}' is listed but {shard_path} "
-                            "does not exist")
-    return manifest
+        try:
+            size = tf.io.gfile.stat(shard_path).length
+        except tf.errors.NotFoundError:
+            raise DataError(f"{source}: shard '{shard['file']}' is listed but {shard_path} "
+                            "does not exist") from None
+        except tf.errors.OpError as e:
+            raise DataError(f"{shard_path}: cannot read ({e.message.splitlines()[0]})") from None
+        problem = writer.shard_mismatch(shard_path, shard, size=size)
+        if problem:
+            raise DataError(f"{problem} ({DAMAGED})")
+
+
+def verify_shards(data_dir_or_glob: str, manifest: Mapping | None = None) -> None:
+    """The full check (`pretrain --verify_data`, or after TensorFlow reports a DataLossError):
+    reads every shard and compares its sha256 with the manifest's. Raises DataError naming the
+    first damaged file and what was expected and found. A shard the manifest gives no sha256
+    for is read through TFRecord's own CRC checks instead."""
+    manifest, files, _ = _resolve_files(data_dir_or_glob, manifest)
+    by_name = {s["file"]: s for s in manifest["shards"]}
+    for path in files:
+        shard = by_name[os.path.basename(path)]
+        if not shard.get("sha256"):
+            _check_records(path)
+            continue
+        digest = hashlib.sha256()
+        try:
+            with tf.io.gfile.GFile(path, "rb") as f:
+                for block in iter(lambda: f.read(8 << 20), b""):
+                    digest.update(block)
+        except tf.errors.OpError as e:
+            raise DataError(f"{path}: cannot read ({e.message.splitlines()[0]})") from None
+        problem = writer.shard_mismatch(path, shard, sha256=digest.hexdigest())
+        if problem:
+            raise DataError(f"{problem} ({DAMAGED})")
+
+
+def _check_records(path: str) -> None:
+    """Read a TFRecord file through TensorFlow's length and CRC checks."""
+    try:
+        for _ in tf.data.TFRecordDataset(path).batch(4096):
+            pass
+    except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
+        raise DataError(f"{path}: damaged TFRecord file ({e.message.splitlines()[0]}); "
+                        "manifest.json records no sha256 for it; convert the corpus again") from None
+
+
+def data_loss_error(data_dir_or_glob: str, error: Exception,
+                    manifest: Mapping | None = None) -> DataError:
+    """The DataError to report when reading the data raised `error` (e.g. tf.errors.DataLossError
+    during training): the damaged shard found by `verify_shards`, or, if every shard matches
+    the manifest, TensorFlow's own first line."""
+    try:
+        verify_shards(data_dir_or_glob, manifest)
+    except DataError as found:
+        return found
+    first = (getattr(error, "message", None) or str(error)).splitlines()[0]
+    return DataError(f"{data_dir_or_glob}: reading the data failed ({first}) although every shard "
+                     "matches manifest.json")
 
 
 def feature_spec(manifest: Mapping) -> dict[str, tf.io.FixedLenFeature]:
@@ -134,11 +203,9 @@ def _resolve_files(data_dir_or_glob: str, manifest: Mapping | None) -> tuple[dic
             manifest = read_manifest(data_dir)
         else:
             validate_manifest(manifest, "manifest argument")
+            check_shard_sizes(data_dir, manifest, "manifest argument")
         files = [os.path.join(data_dir, s["file"]) for s in manifest["shards"]]
         counts = [s["num_instances"] for s in manifest["shards"]]
-        for path in files:
-            if not tf.io.gfile.exists(path):
-                raise DataError(f"{path}: shard listed in the manifest does not exist")
         return dict(manifest), files, counts
     files = sorted(tf.io.gfile.glob(data_dir_or_glob))
     if not files:
@@ -161,7 +228,7 @@ def _resolve_files(data_dir_or_glob: str, manifest: Mapping | None) -> tuple[dic
 def _vocab_beside(shard_path: str, manifest: Mapping) -> str | None:
     """`vocab.txt` next to the shards when it is the data's vocabulary (same md5), so random
     replacements come from its ordinary tokens as in the static converter."""
-    path = os.path.join(os.path.dirname(shard_path), "vocab.txt")
+    path = os.path.join(os.path.dirname(shard_path), writer.VOCAB_NAME)
     if not manifest.get("vocab_md5") or not tf.io.gfile.exists(path):
         return None
     from tfcompact.text.tokenizer import Vocab

@@ -22,6 +22,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from tfcompact.errors import UserError
+
 try:  # optional C implementation (pip install google-crc32c)
     import google_crc32c as _google_crc32c
 except ImportError:  # pragma: no cover - depends on the environment
@@ -30,6 +32,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 SCHEMA_MASKED = "bert_masked"
 SCHEMA_UNMASKED = "unmasked"
 MANIFEST_NAME = "manifest.json"
+VOCAB_NAME = "vocab.txt"  # the vocabulary of the data, copied beside the shards
 FORMAT_VERSION = 1
 
 MASKED_FEATURES = (
@@ -273,15 +276,92 @@ def sha256_of_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def unwritable_reason(directory: str) -> str | None:
+    """Why new files cannot be created in an existing directory, or None if they can."""
+    if os.access(directory, os.W_OK | os.X_OK):
+        return None
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except (OSError, AttributeError):
+        pass
+    return "permission denied"
+
+
+def check_output_file(path: str, flag: str, inputs: Sequence[str] = (), overwrite: bool = False) -> str:
+    """Refuse an output file location before any work: empty, a directory or device, one of the
+    inputs, an existing file without `overwrite`, a missing or unwritable directory. Returns the
+    path to write (a symlink's target, so the link stays)."""
+    if not path:
+        raise UserError(f"{flag} is empty: expected a file path")
+    real = os.path.realpath(path)
+    for f in inputs:
+        if os.path.exists(real) and os.path.samefile(real, f):
+            raise UserError(f"{flag} {path}: is also an --input file; writing it would destroy the input")
+    if os.path.isdir(real):
+        raise UserError(f"{flag} {path}: is a directory (expected the path of the file to write)")
+    if os.path.lexists(real):
+        if not os.path.isfile(real):
+            raise UserError(f"{flag} {path}: not a regular file ({real} is a device, pipe or socket)")
+        if not overwrite:
+            raise UserError(f"{flag} {path}: already exists (pass --overwrite to replace it)")
+    parent = os.path.dirname(real)
+    if not os.path.isdir(parent):
+        raise UserError(f"{flag} {path}: directory {parent} does not exist")
+    reason = unwritable_reason(parent)
+    if reason:
+        raise UserError(f"{flag} {path}: cannot write in {parent} ({reason})")
+    return real
+
+
+def output_error(path: str | os.PathLike, error: OSError) -> UserError:
+    """The one-line error for an output file that cannot be written (disk full, read-only,
+    a directory in the way, ...)."""
+    return UserError(f"{os.fspath(path)}: cannot write ({error.strerror or error})")
+
+
+def remove_if_present(path: str | os.PathLike) -> None:
+    """Delete a temporary file after a failure (the failure itself is what gets reported)."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to `<path>.tmp-<pid>` then rename: readers never see a half-written file."""
+    """Write to `<path>.tmp-<pid>` then rename: readers never see a half-written file. If that
+    fails the temporary file is removed and a UserError names `path`."""
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        remove_if_present(tmp)
+        raise output_error(path, e) from None
+
+
+def shard_entry(file: str, num_instances: int, sha256: str, size: int) -> dict:
+    """One element of the manifest's `shards`: the file name, its number of instances, and the
+    sha256 and size in bytes of the file (what readers check the file against)."""
+    return {"file": file, "num_instances": num_instances, "sha256": sha256, "bytes": size}
+
+
+def shard_mismatch(path: str, shard: Mapping, *, size: int | None = None,
+                   sha256: str | None = None) -> str | None:
+    """`PATH: found X, manifest.json records Y` when a shard file's size or sha256 differs from
+    its manifest entry; None when they match or the entry does not record that value (older
+    manifests have no `bytes`)."""
+    want = shard.get("bytes")
+    if size is not None and isinstance(want, int) and not isinstance(want, bool) and size != want:
+        return f"{path}: {size} bytes, manifest.json records {want}"
+    want = shard.get("sha256")
+    if sha256 is not None and want and sha256 != want:
+        return f"{path}: sha256 {sha256}, manifest.json records {want}"
+    return None
 
 
 def write_manifest(output_dir: str | os.PathLike, manifest: Mapping) -> str:

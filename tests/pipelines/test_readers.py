@@ -227,6 +227,7 @@ def _corrupt(tmp_path, edit):
     (lambda m: m["shards"].append({"file": "data-00009-of-00009.tfrecord",
                                    "num_instances": 0}), "data-00009-of-00009.tfrecord"),
     (lambda m: m["shards"][0].pop("num_instances"), r"shards\[0\]"),
+    (lambda m: m["shards"][0].update(bytes=-1), r"shards\[0\].*'bytes'"),
 ])
 def test_bad_manifest(tmp_path, edit, match):
     _corrupt(tmp_path, edit)
@@ -307,3 +308,112 @@ def test_vocab_next_to_shards_used_only_when_md5_matches(tmp_path):
          "special_ids": {t: i for i, t in enumerate(tokens[:5])}},
         readers._vocab_beside(shard, manifest))
     assert cfg.replacement_ids() == [7, 8]
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged shards: the size check on every read, the sha256 check in verify_shards.
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """A real create-data output (2 shards, manifest with sha256 and bytes per shard)."""
+    from pipelines.create_data import ConvertConfig, run_conversion
+    from tests.text.data_fixtures import bert_vocab_path, peoples_daily_text
+
+    tmp = tmp_path_factory.mktemp("converted")
+    out = str(tmp / "data")
+    run_conversion(ConvertConfig(inputs=[peoples_daily_text(tmp, 20_000)], vocab_path=bert_vocab_path(),
+                                 output_dir=out, max_seq_length=64, max_predictions_per_seq=10,
+                                 dupe_factor=1, num_shards=2, segmenter="rjieba"), progress=False)
+    return out
+
+
+def _copy(src, tmp_path):
+    import shutil
+
+    dst = tmp_path / "data"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _one_line(error) -> str:
+    text = str(error.value)
+    assert "\n" not in text
+    return text
+
+
+def test_truncated_shard_named_on_every_read(tmp_path, converted):
+    data = _copy(converted, tmp_path)
+    manifest = readers.read_manifest(str(data))
+    shard = data / "data-00001-of-00002.tfrecord"
+    size = manifest["shards"][1]["bytes"]
+    assert size == shard.stat().st_size > 1000
+    with open(shard, "r+b") as f:
+        f.truncate(size - 100)
+    want = f"data-00001-of-00002.tfrecord: {size - 100} bytes, manifest.json records {size}"
+    with pytest.raises(DataError, match=want) as e:
+        readers.read_manifest(str(data))
+    assert "damaged" in _one_line(e)
+    with pytest.raises(DataError, match=want):  # with the manifest passed in, as the trainer does
+        readers.pretraining_dataset(str(data), 4, is_training=True, manifest=manifest)
+    with pytest.raises(DataError, match=want):
+        readers.verify_shards(str(data))
+
+
+def test_flipped_byte_found_by_verify_shards(tmp_path, converted):
+    data = _copy(converted, tmp_path)
+    manifest = readers.read_manifest(str(data))
+    readers.verify_shards(str(data))  # intact
+    shard = data / "data-00000-of-00002.tfrecord"
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    shard.write_bytes(bytes(raw))
+    readers.read_manifest(str(data))  # same size: the cheap check cannot see it
+    ds = readers.pretraining_dataset(str(data), 4, is_training=False, repeat=False)
+    with pytest.raises(tf.errors.DataLossError) as loss:  # what training would die of
+        for _ in ds:
+            pass
+    want = (f"data-00000-of-00002.tfrecord: sha256 [0-9a-f]{{64}}, manifest.json records "
+            f"{manifest['shards'][0]['sha256']}")
+    with pytest.raises(DataError, match=want) as e:
+        readers.verify_shards(str(data), manifest)
+    _one_line(e)
+    named = readers.data_loss_error(str(data), loss.value, manifest)
+    assert isinstance(named, DataError) and str(named) == str(e.value)
+    # A glob of the shards, as data.train may be given, is verified the same way.
+    with pytest.raises(DataError, match="data-00000-of-00002.tfrecord: sha256"):
+        readers.verify_shards(str(data / "*.tfrecord"))
+
+
+def test_older_manifest_without_sizes_still_reads(tmp_path, converted):
+    data = _copy(converted, tmp_path)
+    manifest = json.loads((data / "manifest.json").read_text())
+    for s in manifest["shards"]:
+        del s["bytes"]
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    assert readers.read_manifest(str(data))["num_instances"] == manifest["num_instances"]
+    shard = data / "data-00001-of-00002.tfrecord"
+    with open(shard, "r+b") as f:
+        f.truncate(shard.stat().st_size - 7)
+    readers.read_manifest(str(data))  # no size recorded: only existence is checked
+    with pytest.raises(DataError, match="data-00001-of-00002.tfrecord: sha256"):
+        readers.verify_shards(str(data))
+
+
+def test_verify_without_sha256_reads_record_checksums(tmp_path):
+    write_data(tmp_path, [4, 4])  # manifest with sha256 "" (as hand-made or test data)
+    readers.verify_shards(str(tmp_path))
+    shard = tmp_path / "data-00001-of-00002.tfrecord"
+    raw = bytearray(shard.read_bytes())
+    raw[40] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="data-00001-of-00002.tfrecord: damaged TFRecord file") as e:
+        readers.verify_shards(str(tmp_path))
+    assert "no sha256" in _one_line(e)
+
+
+def test_data_loss_error_when_every_shard_matches(tmp_path, converted):
+    data = _copy(converted, tmp_path)
+    error = readers.data_loss_error(str(data), tf.errors.DataLossError(None, None, "corrupted record\nmore"))
+    assert isinstance(error, DataError)
+    assert str(error) == (f"{data}: reading the data failed (corrupted record) although every "
+                          "shard matches manifest.json")
