@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import glob
 import gzip
+import hashlib
 import os
 import re
+import stat
+import zlib
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence
 
@@ -78,29 +81,79 @@ def uncompressed_size(path: str) -> int:
     """Size in bytes of the text (decompressing .gz files once to count exactly)."""
     if not is_gzip(path):
         return os.path.getsize(path)
+    return fingerprint(path)[0]
+
+
+def fingerprint(path: str) -> tuple[int, str]:
+    """(size of the text in bytes, sha256 of the file as stored), in one read of the file: what
+    the converter's run record compares to tell a changed input from an unchanged one."""
+    digest = hashlib.sha256()
     total = 0
     try:
-        with gzip.open(path, "rb") as f:
-            while True:
-                block = f.read(1 << 22)
-                if not block:
-                    break
-                total += len(block)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        with open(path, "rb") as raw:
+            if not is_gzip(path):
+                for block in iter(lambda: raw.read(1 << 22), b""):
+                    digest.update(block)
+                    total += len(block)
+                return total, digest.hexdigest()
+            hashing = _HashingReader(raw, digest)
+            with gzip.GzipFile(fileobj=hashing, mode="rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    total += len(block)
+            hashing.drain()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise DataError(f"{path}: not a readable gzip file ({e})") from None
-    return total
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    return total, digest.hexdigest()
+
+
+class _HashingReader:
+    """A binary file wrapper that hashes every byte read through it."""
+
+    def __init__(self, f, digest):
+        self.f = f
+        self.digest = digest
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.digest.update(data)
+        return data
+
+    def drain(self) -> None:
+        for block in iter(lambda: self.read(1 << 22), b""):
+            pass
+
+
+def check_input_file(path: str, flag: str = "--input") -> None:
+    """A corpus input must be a readable regular file (not a directory, device or pipe)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise UserError(f"{flag} {path}: {'no such file' if isinstance(e, FileNotFoundError) else e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UserError(f"{flag} {path}: is a directory (give text files, e.g. "
+                        f"{os.path.join(path, '*.txt')})")
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(f"{flag} {path}: not a regular file (a device or pipe); write the text to a file first")
 
 
 def expand_inputs(patterns: Sequence[str] | str) -> list[str]:
-    """Glob patterns (comma-separated or a list) -> sorted, de-duplicated file list."""
+    """Glob patterns (comma-separated or a list) -> sorted, de-duplicated list of regular files."""
     if isinstance(patterns, str):
-        patterns = [p for p in patterns.split(",") if p]
+        patterns = [p for p in patterns.split(",") if p.strip()]
+    if not patterns:
+        raise UserError("--input is empty: expected text files or globs (comma-separated)")
     files: list[str] = []
     for p in patterns:
-        matched = sorted(glob.glob(p, recursive=True)) if glob.has_magic(p) else [p]
-        matched = [m for m in matched if not os.path.isdir(m)]
-        if not matched or not all(os.path.exists(m) for m in matched):
-            raise UserError(f"--input {p}: no such file(s)")
+        if glob.has_magic(p):
+            matched = [m for m in sorted(glob.glob(p, recursive=True)) if not os.path.isdir(m)]
+            if not matched:
+                raise UserError(f"--input {p}: no such file(s)")
+        else:
+            matched = [p]
+        for m in matched:
+            check_input_file(m)
         files.extend(matched)
     seen = set()
     out = []
@@ -109,6 +162,38 @@ def expand_inputs(patterns: Sequence[str] | str) -> list[str]:
             seen.add(f)
             out.append(f)
     return out
+
+
+def _line_number(path: str, offset: int) -> int:
+    """1-based line of the byte at `offset` of the (decompressed) text: for error messages."""
+    newlines = 0
+    with open_binary(path) as f:
+        remaining = offset
+        while remaining > 0:
+            block = f.read(min(remaining, 1 << 22))
+            if not block:
+                break
+            newlines += block.count(b"\n")
+            remaining -= len(block)
+    return newlines + 1
+
+
+def _not_utf8_hint(path: str) -> str:
+    """What the start of a file says about why it is not UTF-8 ("" when nothing obvious)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "the file looks like UTF-16: convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"
+    if head[:2] == b"\x1f\x8b" and not is_gzip(path):
+        return "the file looks gzip-compressed: give it a .gz name"
+    return ""
+
+
+def invalid_utf8_message(path: str, offset: int) -> str:
+    """`FILE:LINE: invalid UTF-8 at byte offset N` plus what to do."""
+    where = f"{path}:{_line_number(path, offset)}: invalid UTF-8 at byte offset {offset}"
+    hint = _not_utf8_hint(path)
+    return f"{where} ({hint or 'use --errors skip to drop such lines'})"
 
 
 def _iter_raw_lines(f, path: str, start: int, stats: ReadStats) -> Iterator[tuple[int, bytes, bool, bool]]:
@@ -206,11 +291,12 @@ def iter_documents(
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
-                    where = f"{path}: invalid UTF-8 at byte offset {offset + e.start}"
                     if errors == "fail":
-                        raise DataError(f"{where} (use --errors skip to drop such lines)") from None
+                        raise DataError(invalid_utf8_message(path, offset + e.start)) from None
                     stats.bad_lines += 1
-                    stats.first_bad = stats.first_bad or where
+                    if stats.first_bad is None:
+                        stats.first_bad = (f"{path}:{_line_number(path, offset + e.start)}, "
+                                           f"byte offset {offset + e.start}")
                     continue
                 if not sentences:
                     doc_offset = offset

@@ -1,11 +1,12 @@
 """Corpus reading: byte ranges partition documents, BOM/CRLF, giant lines, invalid UTF-8, gzip."""
 import gzip
+import hashlib
 
 import numpy as np
 import pytest
 
 from pipelines import corpus
-from tfcompact.errors import DataError
+from tfcompact.errors import DataError, UserError
 
 DOCS = [["第一篇。", "第二句！"], ["English line", "中文第三句？"], ["单句文档"], ["最后。", "一句", "两句。"]]
 
@@ -60,7 +61,7 @@ def test_bom_crlf_and_gzip(tmp_path):
 def test_invalid_utf8_reports_file_and_offset(tmp_path):
     raw = "好的。\n".encode() + b"bad \xff\xfe line\n" + "后面。\n".encode()
     path = _write(tmp_path, "", raw=raw)
-    with pytest.raises(DataError, match=r"c\.txt: invalid UTF-8 at byte offset 14"):
+    with pytest.raises(DataError, match=r"c\.txt:2: invalid UTF-8 at byte offset 14"):
         _all(path)
     stats = corpus.ReadStats()
     assert [d.sentences for d in corpus.iter_documents(path, errors="skip", stats=stats)] == [["好的。", "后面。"]]
@@ -87,3 +88,39 @@ def test_expand_inputs(tmp_path):
     assert [p.split("/")[-1] for p in corpus.expand_inputs(str(tmp_path / "*.txt"))] == ["a.txt", "b.txt"]
     with pytest.raises(Exception, match="no such file"):
         corpus.expand_inputs(str(tmp_path / "missing*.txt"))
+
+
+def test_expand_inputs_refuses_what_is_not_a_text_file(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(UserError, match=r"--input .*d: is a directory \(give text files, e\.g\. .*d/\*\.txt\)"):
+        corpus.expand_inputs(str(tmp_path / "d"))
+    with pytest.raises(UserError, match="--input /dev/zero: not a regular file"):
+        corpus.expand_inputs("/dev/zero")
+    with pytest.raises(UserError, match="--input is empty"):
+        corpus.expand_inputs(" , ")
+    (tmp_path / "d" / "a.txt").write_text("x\n")
+    with pytest.raises(UserError, match="no such file"):  # a glob matching only directories
+        corpus.expand_inputs(str(tmp_path / "*"))
+    assert corpus.expand_inputs(str(tmp_path / "d" / "*")) == [str(tmp_path / "d" / "a.txt")]
+
+
+def test_fingerprint_is_one_read_of_text_size_and_stored_bytes(tmp_path):
+    raw = _text(DOCS).encode("utf-8")
+    path = _write(tmp_path, "", raw=raw)
+    assert corpus.fingerprint(path) == (len(raw), hashlib.sha256(raw).hexdigest())
+    gz = tmp_path / "c.txt.gz"
+    gz.write_bytes(gzip.compress(raw, mtime=0))
+    assert corpus.fingerprint(str(gz)) == (len(raw), hashlib.sha256(gz.read_bytes()).hexdigest())
+    gz.write_bytes(gz.read_bytes()[:20])
+    with pytest.raises(DataError, match="c.txt.gz: not a readable gzip file"):
+        corpus.fingerprint(str(gz))
+
+
+@pytest.mark.parametrize("raw,match", [
+    ("一。\n二。\n".encode() + b"\x80\n", r"c\.txt:3: invalid UTF-8 at byte offset 14 \(use --errors skip"),
+    ("一。\n".encode("utf-16"), r"c\.txt:1: invalid UTF-8 .*looks like UTF-16: convert it to UTF-8"),
+    (gzip.compress("一。\n".encode(), mtime=0), r"c\.txt:1: invalid UTF-8 .*looks gzip-compressed"),
+])
+def test_invalid_utf8_names_line_and_likely_cause(tmp_path, raw, match):
+    with pytest.raises(DataError, match=match):
+        _all(_write(tmp_path, "", raw=raw))
