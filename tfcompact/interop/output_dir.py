@@ -124,7 +124,8 @@ def _existing_ancestor(path: str) -> str:
 
 def _check_creatable(output: str, parent: str) -> None:
     """The output's parent exists or can be made: probe the nearest existing ancestor by
-    creating (and removing) a directory in it, the only test root and odd filesystems obey."""
+    creating (and removing) a directory in it (os.access says yes to root, and knows nothing of
+    filesystems such as sysfs that refuse new directories)."""
     ancestor = _existing_ancestor(parent)
     if not os.path.isdir(ancestor):
         raise UserError(f"--output {output}: {ancestor} is a file, not a directory")
@@ -151,10 +152,12 @@ def check_output_dir(output: str, *, kind: str, inputs: Inputs = (), overwrite: 
     real = os.path.realpath(output)
     _check_not_an_input(output, real, inputs)
     if os.path.lexists(real) and not os.path.isdir(real):
-        kind_of = "a broken symbolic link" if os.path.islink(real) else "a file"
-        raise UserError(f"--output {output} is {kind_of}; expected a directory path")
-    if os.path.isdir(real) and os.listdir(real):
-        _check_replaceable(output, real, kind, overwrite)
+        raise UserError(f"--output {output} is a file; expected a directory path")
+    try:
+        if os.path.isdir(real) and os.listdir(real):
+            _check_replaceable(output, real, kind, overwrite)
+    except OSError as e:  # e.g. a directory we may not read
+        raise UserError(f"--output {output}: cannot look inside ({e.strerror})") from None
     _check_creatable(output, os.path.dirname(real))
     return real
 
