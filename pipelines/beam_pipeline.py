@@ -153,13 +153,12 @@ class Plan:
 def plan_conversion(cfg: create_data.ConvertConfig) -> Plan:
     """The converter's shard plan for `cfg` (same files, sizes, shard count and byte ranges)."""
     from tfcompact.text.segmenter import make_segmenter
-    from tfcompact.text.tokenizer import Vocab
 
     cfg.validate()
     if any(str(i).startswith("tfds:") for i in cfg.inputs):
         raise UserError("--input tfds:...: the Beam pipeline reads text files; export the TFDS "
                         "dataset with `tfcompact create-data` or to text first")
-    vocab = Vocab.load(local_path(cfg.vocab_path))
+    vocab = create_data.load_vocab(local_path(cfg.vocab_path))
     files = list(cfg.inputs)[cfg.input_shard_index::cfg.num_input_shards]
     if not files:
         raise UserError(f"--shard_index {cfg.input_shard_index}: no input files for this host")
@@ -195,8 +194,8 @@ def build_manifest(plan: Plan, shards: Sequence[dict]) -> dict:
         "seed": cfg.seed,
         "segmenter": plan.segmenter,
         "num_instances": sum(s["num_instances"] for s in shards),
-        "shards": [{"file": s["file"], "num_instances": s["num_instances"],
-                    "sha256": s["sha256"]} for s in shards],
+        "shards": [writer.shard_entry(s["file"], s["num_instances"], s["sha256"], s["bytes"])
+                   for s in shards],
         "inputs": [f if _is_remote(f) else os.path.abspath(f) for f in plan.files],
         "created_by": f"tfcompact {__version__}",
     }
@@ -308,9 +307,9 @@ class WriteShard(beam.DoFn):
             for _, path, _ in parts:
                 yield from _read_chunks(path)
 
-        _, sha = _write_atomically(_join(self.output_dir, name), chunks())
+        size, sha = _write_atomically(_join(self.output_dir, name), chunks())
         yield {"index": shard, "file": name, "num_instances": sum(p[2] for p in parts),
-               "sha256": sha}
+               "sha256": sha, "bytes": size}
 
 
 class WriteManifest(beam.DoFn):
@@ -325,6 +324,8 @@ class WriteManifest(beam.DoFn):
         if [i["index"] for i in infos] != list(range(self.plan.num_shards)):
             raise DataError(f"{self.plan.cfg.output_dir}: shards missing after the pipeline ran")
         manifest = build_manifest(self.plan, infos)
+        with open(local_path(self.plan.cfg.vocab_path), "rb") as f:  # as the converter does
+            _write_atomically(_join(self.plan.cfg.output_dir, writer.VOCAB_NAME), [f.read()])
         with tempfile.TemporaryDirectory() as local:
             writer.write_manifest(local, manifest)  # the converter's exact JSON bytes
             with open(os.path.join(local, writer.MANIFEST_NAME), "rb") as f:
@@ -403,7 +404,7 @@ def run_beam_conversion(cfg: create_data.ConvertConfig,
         # The directory was empty before: leave it empty again (no manifest was written).
         _delete_tree(tmp_dir)
         written = [_join(cfg.output_dir, writer.shard_name(k, plan.num_shards))
-                   for k in range(plan.num_shards)]
+                   for k in range(plan.num_shards)] + [_join(cfg.output_dir, writer.VOCAB_NAME)]
         written = [w for w in written if FileSystems.exists(w)]
         if written:
             FileSystems.delete(written)

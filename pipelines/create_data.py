@@ -10,8 +10,13 @@ process, from its own seeds, so:
 - determinism: a shard's bytes depend on the inputs, the settings and the seed only, not on
   `--num_workers` nor on which worker ran it;
 - resume: a shard is written to a temporary name, renamed, then a small done-marker is
-  written beside it; a restarted run with the same settings skips shards that have one;
-- nothing half-written: `manifest.json`, written last, is what readers trust.
+  written beside it; a restarted run with the same settings skips shards that have one (and
+  the size it records);
+- stale output: the run record holds the sha256 of every input file and the vocabulary's md5;
+  a rerun after the inputs changed converts again (the earlier conversion is set aside and
+  put back if the new one fails); other settings in the same directory are refused;
+- nothing half-written: `manifest.json`, written last, is what readers trust, with the
+  vocabulary copied beside it as `vocab.txt`; a run that fails removes what it wrote.
 
 Per window: documents are tokenized and segmented once; for each of the `dupe_factor` passes
 each document makes instances with a generator seeded by (seed, file, byte offset);
@@ -28,6 +33,7 @@ import multiprocessing as mp
 import os
 import queue as queue_lib
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,7 +46,11 @@ from tfcompact.errors import DataError, UserError
 
 RUN_FILE = ".tfcompact-create-data.json"
 WORK_DIR = ".tfcompact-work"
+# The previous conversion of an input that has changed since, kept until the new one is done.
+PREVIOUS_DIR = ".tfcompact-previous"
 DEFAULT_WINDOW_CHARS = 1 << 18
+MIN_SEQ_LENGTH, MAX_SEQ_LENGTH = 8, 8192
+MAX_SHARDS = 99_999  # shard names have five digits
 _SHARD_RE = re.compile(r"^data-(\d{5})-of-(\d{5})\.tfrecord$")
 
 
@@ -69,18 +79,30 @@ class ConvertConfig:
     num_input_shards: int = 1
 
     def validate(self) -> None:
+        """Every setting in range, each error naming its flag (before anything is written)."""
         if self.masking not in masking.MASKING_MODES:
             raise UserError(f"--masking {self.masking}: expected one of {', '.join(masking.MASKING_MODES)}")
         if self.pair_task not in instances.PAIR_TASKS:
             raise UserError(f"--pair_task {self.pair_task}: expected one of {', '.join(instances.PAIR_TASKS)}")
-        if self.max_seq_length < 8:
-            raise UserError(f"--max_seq_length {self.max_seq_length}: expected at least 8")
-        if self.max_predictions_per_seq < 1:
-            raise UserError(f"--max_predictions_per_seq {self.max_predictions_per_seq}: expected >= 1")
+        if not MIN_SEQ_LENGTH <= self.max_seq_length <= MAX_SEQ_LENGTH:
+            raise UserError(f"--max_seq_length {self.max_seq_length}: expected {MIN_SEQ_LENGTH}.."
+                            f"{MAX_SEQ_LENGTH}")
+        max_tokens = self.max_seq_length - (3 if self.pair_task != "none" else 2)
+        if not 1 <= self.max_predictions_per_seq <= max_tokens:
+            raise UserError(
+                f"--max_predictions_per_seq {self.max_predictions_per_seq}: expected 1..{max_tokens} "
+                f"(a sequence of {self.max_seq_length} holds {max_tokens} text tokens besides "
+                f"[CLS]/[SEP]; BERT uses about max_seq_length * masked_lm_prob)")
+        if not 0.0 < self.masked_lm_prob <= 1.0:  # also false for nan
+            raise UserError(f"--masked_lm_prob {self.masked_lm_prob}: expected a probability in (0, 1] "
+                            "(0.15 in BERT)")
         if self.dupe_factor < 1:
             raise UserError(f"--dupe_factor {self.dupe_factor}: expected >= 1")
         if not 0.0 <= self.short_seq_prob <= 1.0:
-            raise UserError(f"--short_seq_prob {self.short_seq_prob}: expected a probability")
+            raise UserError(f"--short_seq_prob {self.short_seq_prob}: expected a probability in [0, 1]")
+        if not 0 <= self.num_shards <= MAX_SHARDS:
+            raise UserError(f"--num_shards {self.num_shards}: expected 1..{MAX_SHARDS}, or 0 to choose "
+                            "from the input size")
         if self.seed < 0:
             raise UserError(f"--seed {self.seed}: expected a non-negative integer")
         if self.errors not in ("skip", "fail"):
@@ -89,6 +111,10 @@ class ConvertConfig:
             raise UserError(
                 f"--shard_index {self.input_shard_index} / --num_input_shards {self.num_input_shards}: "
                 "expected 0 <= shard_index < num_input_shards")
+        if self.tfds_data_dir and not (len(self.inputs) == 1 and str(self.inputs[0]).startswith("tfds:")):
+            raise UserError(f"--tfds_data_dir {self.tfds_data_dir}: only used with --input tfds:NAME")
+        if not self.output_dir:
+            raise UserError("--output_dir is empty: expected a directory path")
 
     @property
     def schema(self) -> str:
@@ -252,24 +278,31 @@ def convert_shard(cfg: ConvertConfig, files: Sequence[str], parts: Sequence[tupl
     reported = 0
     last_report = time.monotonic()
     digest = hashlib.sha256()  # of the bytes as written: no second read of the shard
-    with open(tmp, "wb", buffering=1 << 20) as f:
-        out = _HashingWriter(f, digest)
-        sw = _ShardWriter(cfg, shard_index, tok, seg, out)
-        for fi, start, end in parts:
-            for doc in corpus.iter_documents(files[fi], errors=cfg.errors, start=start, end=end, stats=stats):
-                sw.add_document(fi, doc)
-                now = time.monotonic()
-                if progress is not None and now - last_report > 0.5:
-                    progress.put((shard_index, stats.bytes_read - reported, sw.num_instances))
-                    reported, last_report = stats.bytes_read, now
-        sw.flush()
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    try:
+        with open(tmp, "wb", buffering=1 << 20) as f:
+            out = _HashingWriter(f, digest)
+            sw = _ShardWriter(cfg, shard_index, tok, seg, out)
+            for fi, start, end in parts:
+                for doc in corpus.iter_documents(files[fi], errors=cfg.errors, start=start, end=end, stats=stats):
+                    sw.add_document(fi, doc)
+                    now = time.monotonic()
+                    if progress is not None and now - last_report > 0.5:
+                        progress.put((shard_index, stats.bytes_read - reported, sw.num_instances))
+                        reported, last_report = stats.bytes_read, now
+            sw.flush()
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except OSError as e:  # reading errors are DataErrors already: this is the output side
+        writer.remove_if_present(tmp)
+        raise writer.output_error(final, e) from None
+    except BaseException:
+        writer.remove_if_present(tmp)
+        raise
     info = {
         "file": name, "num_instances": sw.num_instances, "sha256": digest.hexdigest(),
-        "bytes_read": stats.bytes_read, "bad_lines": stats.bad_lines, "first_bad": stats.first_bad,
-        "long_lines": stats.long_lines, "documents": stats.documents,
+        "bytes": out.size, "bytes_read": stats.bytes_read, "bad_lines": stats.bad_lines,
+        "first_bad": stats.first_bad, "long_lines": stats.long_lines, "documents": stats.documents,
     }
     writer.atomic_write_bytes(_done_path(cfg.output_dir, name), json.dumps(info).encode())
     if progress is not None:
@@ -283,10 +316,12 @@ class _HashingWriter:
     def __init__(self, f, digest):
         self.f = f
         self.digest = digest
+        self.size = 0
 
     def write(self, data: bytes) -> None:
         self.digest.update(data)
         self.f.write(data)
+        self.size += len(data)
 
 
 def _convert_shard_task(args):
@@ -341,34 +376,132 @@ def export_tfds_input(spec: str, data_dir: Optional[str], work_dir: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Output directory checks
+# Output directory
 # ---------------------------------------------------------------------------------------------
-def _run_record(cfg: ConvertConfig, files: Sequence[str], sizes: Sequence[int], vocab_md5: str,
-                num_shards: int, segmenter_info: dict) -> dict:
+def _run_record(cfg: ConvertConfig, files: Sequence[str], fingerprints: Sequence[tuple[int, str]],
+                vocab_md5: str, num_shards: int, segmenter_info: dict) -> dict:
     d = dataclasses.asdict(cfg)
     d.pop("output_dir")
     d["vocab_path"] = os.path.abspath(cfg.vocab_path)
     d["inputs"] = list(cfg.inputs)
-    d["files"] = [[os.path.abspath(f), int(s)] for f, s in zip(files, sizes)]
+    d["files"] = [[os.path.abspath(f), int(size), sha] for f, (size, sha) in zip(files, fingerprints)]
     d["vocab_md5"] = vocab_md5
     d["num_shards"] = num_shards
     d["segmenter_info"] = segmenter_info
     return d
 
 
+def _settings_and_content(record: dict) -> tuple[dict, list]:
+    """A run record split into the settings (another conversion: refused) and what the input
+    files and the vocabulary contain (changed inputs: converted again). Records written before
+    content hashes were kept have [path, size] per file: their content never matches."""
+    settings = dict(record)
+    files = settings.pop("files", [])
+    settings["files"] = [f[0] for f in files]
+    return settings, [[f[1:] for f in files], settings.pop("vocab_md5", None)]
+
+
 def _is_ours(name: str, num_shards: Optional[int]) -> bool:
-    if name in (writer.MANIFEST_NAME, RUN_FILE, WORK_DIR):
+    if name in (writer.MANIFEST_NAME, writer.VOCAB_NAME, RUN_FILE, WORK_DIR, PREVIOUS_DIR):
         return True
     base = re.sub(r"\.tmp-\d+$", "", name)
     m = _SHARD_RE.match(base)
     if m:
         return num_shards is None or int(m.group(2)) == num_shards
-    return base in (writer.MANIFEST_NAME, RUN_FILE)
+    return base in (writer.MANIFEST_NAME, writer.VOCAB_NAME, RUN_FILE)
 
 
-def prepare_output_dir(output_dir: str, record: dict) -> bool:
-    """Create or validate the output dir. Returns True if a finished identical run is there."""
-    os.makedirs(output_dir, exist_ok=True)
+def check_output_dir(output_dir: str) -> None:
+    """Refuse an output location that cannot be a directory we write (before any work)."""
+    if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
+        raise UserError(f"--output_dir {output_dir}: not a directory (a file is in the way)")
+    parent = os.path.abspath(output_dir)
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"--output_dir {output_dir}: {parent} is not a directory")
+    reason = writer.unwritable_reason(parent)
+    if reason:
+        raise UserError(f"--output_dir {output_dir}: cannot write in {parent} ({reason})")
+
+
+def _our_files(output_dir: str) -> list[str]:
+    """Relative paths of the files of a conversion in `output_dir` (top level and work dir)."""
+    out = []
+    for name in sorted(os.listdir(output_dir)):
+        if name == PREVIOUS_DIR:
+            continue
+        if name == WORK_DIR and os.path.isdir(os.path.join(output_dir, name)):
+            out += [os.path.join(WORK_DIR, n) for n in sorted(os.listdir(os.path.join(output_dir, name)))]
+        else:
+            out.append(name)
+    return out
+
+
+class _OutputChanges:
+    """Undo for a failed run: the files it added to the output directory are removed and the
+    files it set aside (the earlier conversion of inputs that have changed since) are put back,
+    so earlier outputs are as they were and nothing is left behind. A run that is interrupted
+    or killed keeps its finished shards instead, for the next run to resume."""
+
+    def __init__(self, output_dir: str):
+        self.output_dir = os.path.abspath(output_dir)
+        created = None
+        path = self.output_dir
+        while not os.path.lexists(path):
+            created, path = path, os.path.dirname(path)
+        self.created = created  # the top directory this run creates, if it creates any
+        self.before = set() if created else set(self._entries())
+        self.aside: list[str] = []
+
+    def _entries(self) -> list[str]:
+        entries = _our_files(self.output_dir) if os.path.isdir(self.output_dir) else []
+        if os.path.isdir(os.path.join(self.output_dir, WORK_DIR)):
+            entries.append(WORK_DIR + os.sep)
+        return entries
+
+    def set_aside(self, relpaths: Sequence[str]) -> None:
+        root = os.path.join(self.output_dir, PREVIOUS_DIR)
+        shutil.rmtree(root, ignore_errors=True)  # left by a killed run: older still
+        for rel in relpaths:
+            dst = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            os.replace(os.path.join(self.output_dir, rel), dst)
+            self.aside.append(rel)
+
+    def undo(self) -> None:
+        if self.created is not None:
+            shutil.rmtree(self.created, ignore_errors=True)
+            return
+        added = [e for e in self._entries() if e not in self.before]
+        for rel in sorted(added, key=lambda e: e.endswith(os.sep)):  # files, then the work dir
+            path = os.path.join(self.output_dir, rel)
+            if rel.endswith(os.sep):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                writer.remove_if_present(path)
+        root = os.path.join(self.output_dir, PREVIOUS_DIR)
+        for rel in self.aside:
+            os.makedirs(os.path.dirname(os.path.join(self.output_dir, rel)), exist_ok=True)
+            os.replace(os.path.join(root, rel), os.path.join(self.output_dir, rel))
+        if self.aside:
+            shutil.rmtree(root, ignore_errors=True)
+
+    def commit(self) -> None:
+        shutil.rmtree(os.path.join(self.output_dir, PREVIOUS_DIR), ignore_errors=True)
+
+
+def prepare_output_dir(output_dir: str, record: dict, changes: _OutputChanges) -> bool:
+    """Create or validate the output dir. Returns True if a finished identical run is there.
+
+    Another conversion (other settings) in the directory is refused. The conversion of inputs
+    whose content has changed since (same paths and settings) is set aside through `changes`:
+    restored if this run fails, deleted when it succeeds."""
+    check_output_dir(output_dir)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--output_dir {output_dir}: cannot create it ({e.strerror})") from None
     run_path = os.path.join(output_dir, RUN_FILE)
     existing = sorted(os.listdir(output_dir))
     previous = None
@@ -376,6 +509,8 @@ def prepare_output_dir(output_dir: str, record: dict) -> bool:
         try:
             with open(run_path, encoding="utf-8") as f:
                 previous = json.load(f)
+            if not isinstance(previous, dict):
+                raise ValueError("not an object")
         except (OSError, ValueError):
             raise DataError(f"{run_path}: unreadable run record; remove it or use a new --output_dir") from None
     foreign = [n for n in existing if not _is_ours(n, record["num_shards"] if previous else None)]
@@ -386,15 +521,24 @@ def prepare_output_dir(output_dir: str, record: dict) -> bool:
             f"--output_dir {output_dir} contains files this conversion did not write "
             f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}): use an empty or new directory")
     if previous is not None and previous != record:
-        diff = sorted(k for k in set(previous) | set(record) if previous.get(k) != record.get(k))
-        raise DataError(
-            f"--output_dir {output_dir} holds a conversion with other settings (differs in "
-            f"{', '.join(diff)}): use a new directory to convert with these settings")
+        (old, old_content), (new, new_content) = _settings_and_content(previous), _settings_and_content(record)
+        if old != new:
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise DataError(
+                f"--output_dir {output_dir} holds a conversion with other settings (differs in "
+                f"{', '.join(diff)}): use a new directory to convert with these settings")
+        changed = [os.path.basename(f) for f, a, b in zip(new["files"], old_content[0], new_content[0]) if a != b]
+        if old_content[1] != new_content[1]:
+            changed.append(os.path.basename(record["vocab_path"]))
+        print(f"create-data: {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} changed since "
+              f"{output_dir} was converted: converting again", file=sys.stderr, flush=True)
+        changes.set_aside(_our_files(output_dir))
+        previous = None
     if previous is None:
         writer.atomic_write_bytes(run_path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode())
     # Leftovers of killed workers.
     for n in existing:
-        if re.search(r"\.tmp-\d+$", n):
+        if re.search(r"\.tmp-\d+$", n) and os.path.exists(os.path.join(output_dir, n)):
             os.remove(os.path.join(output_dir, n))
     os.makedirs(os.path.join(output_dir, WORK_DIR), exist_ok=True)
     return previous is not None and os.path.exists(os.path.join(output_dir, writer.MANIFEST_NAME))
@@ -438,20 +582,135 @@ class Progress:
         print("\r" + line, end=end, file=self.stream, flush=True)
 
 
-def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = True) -> dict:
-    """Convert `cfg.inputs` into `cfg.output_dir` (resuming a killed run). Returns the manifest."""
-    from tfcompact import __version__
-    from tfcompact.text.segmenter import make_segmenter
+def load_vocab(path: str):
+    """The conversion's vocabulary (tfcompact.text.tokenizer.Vocab): a valid BERT vocabulary
+    with at least one ordinary token (with only [PAD], [UNK], ... every word would be [UNK])."""
     from tfcompact.text.tokenizer import Vocab
 
-    cfg.validate()
-    vocab = Vocab.load(cfg.vocab_path)
-    os.makedirs(cfg.output_dir, exist_ok=True)
-    work = os.path.join(cfg.output_dir, WORK_DIR)
+    vocab = Vocab.load(path)
+    if all(t.startswith("[") and t.endswith("]") for t in vocab.tokens):
+        raise DataError(f"{path}: vocabulary has only special tokens ({len(vocab)}: "
+                        f"{', '.join(vocab.tokens[:5])}{', ...' if len(vocab) > 5 else ''}); "
+                        "every word would be [UNK]")
+    return vocab
 
-    if len(cfg.inputs) == 1 and str(cfg.inputs[0]).startswith("tfds:"):
+
+def _stat_key(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def fingerprint_inputs(files: Sequence[str]) -> list[tuple[int, str, tuple[int, int]]]:
+    """(text size, sha256, (size, mtime) when read) of each input file; refuses a file that
+    changes while it is being read."""
+    out = []
+    for f in files:
+        corpus.check_input_file(f)
+        key = _stat_key(f)
+        size, sha = corpus.fingerprint(f)
+        if _stat_key(f) != key:
+            raise DataError(f"{f}: changed while it was being read; convert it when nothing writes to it")
+        out.append((size, sha, key))
+    return out
+
+
+def _check_inputs_unchanged(files: Sequence[str], keys: Sequence[tuple[int, int]]) -> None:
+    for f, key in zip(files, keys):
+        if _stat_key(f) != key:
+            raise DataError(f"{f}: changed during the conversion (size or modification time); "
+                            "run create-data again to convert the new content")
+
+
+def _copy_vocab(cfg: ConvertConfig, vocab_md5: str) -> None:
+    """The vocabulary beside the shards as vocab.txt (the trainer and readers look for it there)."""
+    with open(cfg.vocab_path, "rb") as f:
+        raw = f.read()
+    if hashlib.md5(raw).hexdigest() != vocab_md5:
+        raise DataError(f"{cfg.vocab_path}: changed during the conversion; run create-data again")
+    writer.atomic_write_bytes(os.path.join(cfg.output_dir, writer.VOCAB_NAME), raw)
+
+
+def _damaged_shards(output_dir: str, shards: Sequence[dict]) -> list[tuple[dict, str]]:
+    """Shards of a finished conversion that are missing or not the size recorded for them."""
+    damaged = []
+    for shard in shards:
+        path = os.path.join(output_dir, shard["file"])
+        if not os.path.isfile(path):
+            damaged.append((shard, f"{path}: missing"))
+            continue
+        problem = writer.shard_mismatch(path, shard, size=os.path.getsize(path))
+        if problem:
+            damaged.append((shard, problem))
+    return damaged
+
+
+def _no_instances_error(cfg: ConvertConfig, files: Sequence[str], infos: dict) -> DataError:
+    documents = sum(i.get("documents", 0) for i in infos.values())
+    bad = sum(i.get("bad_lines", 0) for i in infos.values())
+    if documents:
+        why = (f"{documents} document(s) but no instance (each has too few tokens or words to "
+               "make one)")
+    elif bad:
+        why = f"no text: all {bad} non-blank line(s) are invalid UTF-8 and were skipped"
+    else:
+        why = "no text: the input has only blank lines"
+    names = list(files) or list(cfg.inputs)
+    label = ", ".join(names[:2]) + (f" and {len(names) - 2} more" if len(names) > 2 else "")
+    return DataError(f"--input {label}: {why}; nothing written (pass --allow_empty to write a "
+                     "conversion with 0 instances)")
+
+
+def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = True,
+                   allow_empty: bool = False) -> dict:
+    """Convert `cfg.inputs` into `cfg.output_dir` (resuming a killed run). Returns the manifest.
+
+    Everything is checked before the output directory is touched where it can be (settings,
+    vocabulary, input files, the output location). If the run fails later, what it wrote is
+    removed and an earlier conversion it was replacing is put back; Ctrl-C or a kill keeps the
+    finished shards for resuming. A conversion with no instance at all is an error unless
+    `allow_empty`."""
+    cfg.validate()
+    if num_workers < 1:
+        raise UserError(f"--num_workers {num_workers}: expected at least 1")
+    check_output_dir(cfg.output_dir)
+    vocab = load_vocab(cfg.vocab_path)
+    tfds = len(cfg.inputs) == 1 and str(cfg.inputs[0]).startswith("tfds:")
+    files: list = []
+    prints: list = []
+    if tfds:
         if cfg.num_input_shards > 1:
             raise UserError("--shard_index/--num_input_shards split input files; not supported with tfds: input")
+    else:
+        files = list(cfg.inputs)[cfg.input_shard_index::cfg.num_input_shards]
+        if not files:
+            raise UserError(f"--shard_index {cfg.input_shard_index}: no input files for this host")
+        prints = fingerprint_inputs(files)
+        if sum(p[0] for p in prints) == 0:
+            raise DataError(f"--input {', '.join(cfg.inputs)}: the input files are empty")
+    changes = _OutputChanges(cfg.output_dir)
+    try:
+        manifest = _convert(cfg, vocab, files, prints, changes, num_workers, progress, allow_empty)
+    except KeyboardInterrupt:
+        if os.path.isdir(cfg.output_dir):
+            _remove_temp_files(cfg.output_dir)
+        raise
+    except OSError as e:  # the output side (input errors are DataErrors)
+        changes.undo()
+        raise writer.output_error(e.filename or cfg.output_dir, e) from None
+    except BaseException:
+        changes.undo()
+        raise
+    changes.commit()
+    return manifest
+
+
+def _convert(cfg: ConvertConfig, vocab, files: list, prints: list, changes: _OutputChanges,
+             num_workers: int, progress: bool, allow_empty: bool) -> dict:
+    from tfcompact import __version__
+    from tfcompact.text.segmenter import make_segmenter
+
+    work = os.path.join(cfg.output_dir, WORK_DIR)
+    if not files:  # tfds:NAME[:split], exported to text by a short-lived process
         # Validate the directory before spending time on the export.
         if os.path.isdir(cfg.output_dir):
             foreign = [n for n in os.listdir(cfg.output_dir) if not _is_ours(n, None)]
@@ -460,34 +719,45 @@ def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = Tr
                                 f"({', '.join(sorted(foreign)[:3])}): use an empty or new directory")
         os.makedirs(work, exist_ok=True)
         files = [export_tfds_input(cfg.inputs[0], cfg.tfds_data_dir, work)]
-        sizes = [os.path.getsize(files[0])]
+        prints = fingerprint_inputs(files)
+        sizes = [prints[0][0]]
+        record_files: list = []
     else:
-        files = list(cfg.inputs)[cfg.input_shard_index::cfg.num_input_shards]
-        if not files:
-            raise UserError(f"--shard_index {cfg.input_shard_index}: no input files for this host")
-        for f in files:
-            if not os.path.isfile(f):
-                raise UserError(f"--input {f}: no such file")
-        sizes = [corpus.uncompressed_size(f) for f in files]
+        sizes = [p[0] for p in prints]
+        record_files = files
     total = int(sum(sizes))
     if total == 0:
         raise DataError(f"--input {', '.join(cfg.inputs)}: the input files are empty")
     num_shards = cfg.num_shards or default_num_shards(total)
     seg_info = make_segmenter(cfg.segmenter).describe() if cfg.uses_segmenter else {"name": "none", "version": "0"}
-    record = _run_record(cfg, files if not cfg.inputs[0].startswith("tfds:") else [], sizes, vocab.md5,
+    record = _run_record(cfg, record_files, [p[:2] for p in prints][:len(record_files)], vocab.md5,
                          num_shards, seg_info)
-    if prepare_output_dir(cfg.output_dir, record):
+    if prepare_output_dir(cfg.output_dir, record, changes):
         with open(os.path.join(cfg.output_dir, writer.MANIFEST_NAME), encoding="utf-8") as f:
-            return json.load(f)
+            finished = json.load(f)
+        damaged = _damaged_shards(cfg.output_dir, finished["shards"])
+        if not damaged:
+            if not os.path.exists(os.path.join(cfg.output_dir, writer.VOCAB_NAME)):
+                _copy_vocab(cfg, vocab.md5)  # conversions made before vocab.txt was copied
+            return finished
+        for _, problem in damaged:
+            print(f"create-data: {problem}: converting that shard again", file=sys.stderr, flush=True)
+        redo = [writer.MANIFEST_NAME]
+        for shard, _ in damaged:
+            redo += [shard["file"], os.path.relpath(_done_path(cfg.output_dir, shard["file"]), cfg.output_dir)]
+        changes.set_aside([r for r in redo if os.path.exists(os.path.join(cfg.output_dir, r))])
 
     plan = shard_plan(sizes, num_shards)
     infos: dict[int, dict] = {}
     for k in range(num_shards):
         name = writer.shard_name(k, num_shards)
         done = _done_path(cfg.output_dir, name)
-        if os.path.exists(done) and os.path.exists(os.path.join(cfg.output_dir, name)):
+        path = os.path.join(cfg.output_dir, name)
+        if os.path.exists(done) and os.path.exists(path):
             with open(done, encoding="utf-8") as f:
-                infos[k] = json.load(f)
+                info = json.load(f)
+            if writer.shard_mismatch(path, info, size=os.path.getsize(path)) is None:
+                infos[k] = info
     todo = [k for k in range(num_shards) if k not in infos]
     prog = Progress(total - sum(i.get("bytes_read", 0) for i in infos.values()),
                     num_shards, len(infos), enabled=progress)
@@ -544,12 +814,26 @@ def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = Tr
             pool.join()
         prog.show(force=True)
 
-    shards = [{"file": infos[k]["file"], "num_instances": infos[k]["num_instances"],
-               "sha256": infos[k]["sha256"]} for k in range(num_shards)]
+    shards = []
+    for k in range(num_shards):
+        info = infos[k]
+        size = info.get("bytes")  # done-markers of older versions lack it
+        if size is None:
+            size = os.path.getsize(os.path.join(cfg.output_dir, info["file"]))
+        shards.append(writer.shard_entry(info["file"], info["num_instances"], info["sha256"], size))
+    num_instances = sum(s["num_instances"] for s in shards)
+    if num_instances == 0 and not allow_empty:
+        raise _no_instances_error(cfg, record_files, infos)
+    _check_inputs_unchanged(files, [p[2] for p in prints])
     bad = sum(i.get("bad_lines", 0) for i in infos.values())
     if bad and progress:
         first = next(i["first_bad"] for i in infos.values() if i.get("first_bad"))
         print(f"create-data: skipped {bad} line(s) of invalid UTF-8 (first: {first})", file=sys.stderr)
+    empty = sum(s["num_instances"] == 0 for s in shards)
+    if empty and num_instances:
+        print(f"create-data: warning: {empty} of {num_shards} shards have no instances (fewer documents "
+              "than shards); a smaller --num_shards spreads the data over all of them",
+              file=sys.stderr, flush=True)
     manifest = {
         "format_version": writer.FORMAT_VERSION,
         "schema": cfg.schema,
@@ -565,12 +849,13 @@ def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = Tr
         "dupe_factor": cfg.dupe_factor,
         "seed": cfg.seed,
         "segmenter": seg_info,
-        "num_instances": sum(s["num_instances"] for s in shards),
+        "num_instances": num_instances,
         "shards": shards,
         "inputs": list(cfg.inputs) if str(cfg.inputs[0]).startswith("tfds:") else [os.path.abspath(f) for f in files],
         "created_by": f"tfcompact {__version__}",
     }
-    writer.write_manifest(cfg.output_dir, manifest)
+    _copy_vocab(cfg, vocab.md5)
+    writer.write_manifest(cfg.output_dir, manifest)  # last: what readers trust
     return manifest
 
 
@@ -578,10 +863,7 @@ def _remove_temp_files(output_dir: str) -> None:
     """Drop the temporary files of shards that were being written when the run failed."""
     for n in os.listdir(output_dir):
         if re.search(r"\.tmp-\d+$", n):
-            try:
-                os.remove(os.path.join(output_dir, n))
-            except OSError:
-                pass
+            writer.remove_if_present(os.path.join(output_dir, n))
 
 
 class _LocalQueue:

@@ -53,8 +53,10 @@ def test_direct_runner_equals_local_converter(tmp_path, corpus_path, masking, pa
     assert sorted(beam_shards) == sorted(local_shards)
     for name in local_shards:
         assert beam_shards[name] == local_shards[name], name
-    # Nothing but the shards and the manifest is left behind.
-    assert sorted(os.listdir(tmp_path / "beam")) == sorted(["manifest.json", *local_shards])
+    # Nothing but the shards, the manifest and the vocabulary is left behind.
+    assert sorted(os.listdir(tmp_path / "beam")) == sorted(["manifest.json", "vocab.txt", *local_shards])
+    with open(tmp_path / "beam" / "vocab.txt", "rb") as f, open(bert_vocab_path(), "rb") as g:
+        assert f.read() == g.read()
 
 
 def test_more_shards_than_documents_and_cli(tmp_path):
@@ -95,7 +97,7 @@ def test_invalid_utf8_fails_cleanly_then_skip_matches_local(tmp_path, capsys):
             "--max_predictions_per_seq", "5", "--masking", "token", "--pair_task", "none"]
     assert beam_pipeline.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "bad.txt: invalid UTF-8 at byte offset 13" in err
+    assert "bad.txt:2: invalid UTF-8 at byte offset 13" in err
     assert os.listdir(out) == []  # nothing half-written; the same directory can be reused
     assert beam_pipeline.main(args + ["--errors", "skip"]) == 0
     run_conversion(_cfg([str(text)], tmp_path / "local", num_shards=2, dupe_factor=1,

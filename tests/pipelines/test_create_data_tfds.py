@@ -53,7 +53,7 @@ def test_tfds_input(tmp_path):
     assert m["num_instances"] > 20
     # Nothing of the export is left beside the shards except our hidden work dir.
     assert sorted(n for n in os.listdir(tmp_path / "out") if not n.startswith(".")) == \
-        ["data-00000-of-00002.tfrecord", "data-00001-of-00002.tfrecord", "manifest.json"]
+        ["data-00000-of-00002.tfrecord", "data-00001-of-00002.tfrecord", "manifest.json", "vocab.txt"]
     cfg.inputs = ["tfds:tiny_zh_news:validation"]
     cfg.output_dir = str(tmp_path / "out2")
     with pytest.raises(UserError, match="validation"):

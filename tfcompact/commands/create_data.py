@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="invalid UTF-8: fail (default) or skip the line")
     parser.add_argument("--shard_index", type=int, default=0, help="this host's part of the input files")
     parser.add_argument("--num_input_shards", type=int, default=1, help="number of hosts splitting the input files")
+    parser.add_argument("--allow_empty", action="store_true",
+                        help="write a conversion with 0 instances instead of failing (e.g. one "
+                             "host's part of a split corpus)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -55,7 +58,8 @@ def run(args) -> int:
         do_lower_case=args.do_lower_case, errors=args.errors, tfds_data_dir=args.tfds_data_dir,
         input_shard_index=args.shard_index, num_input_shards=args.num_input_shards,
     )
-    manifest = run_conversion(cfg, num_workers=max(1, args.num_workers), progress=not args.quiet)
+    manifest = run_conversion(cfg, num_workers=args.num_workers, progress=not args.quiet,
+                              allow_empty=args.allow_empty)
     print(f"create-data: wrote {manifest['num_instances']} instances in {len(manifest['shards'])} shards "
           f"to {args.output_dir}", file=sys.stderr)
     return 0

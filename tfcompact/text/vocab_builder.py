@@ -11,7 +11,6 @@ learner's bundled BERT splitter applies NFKC when lower-casing, which we do not)
 from __future__ import annotations
 
 import collections
-import os
 import string
 from typing import Iterable, Sequence
 
@@ -72,9 +71,7 @@ def build_vocab(counts: collections.Counter, vocab_size: int, do_lower_case: boo
 
 
 def write_vocab(tokens: Iterable[str], out_path: str) -> None:
-    """One token a line, UTF-8, atomically."""
-    tmp = f"{out_path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        for t in tokens:
-            f.write(t + "\n")
-    os.replace(tmp, out_path)
+    """One token a line, UTF-8, atomically (nothing is left behind if that fails)."""
+    from pipelines.writer import atomic_write_bytes
+
+    atomic_write_bytes(out_path, "".join(t + "\n" for t in tokens).encode("utf-8"))
