@@ -1,6 +1,7 @@
 """create-data and build-vocab against bad input: one line naming the file/line/field, exit 2,
 inputs and earlier outputs byte-identical, nothing left behind; changed inputs reconverted,
 damaged shards redone, a full disk and a read-only file system reported as such."""
+import hashlib
 import json
 import os
 import pathlib
@@ -10,7 +11,7 @@ import sys
 
 import pytest
 
-from pipelines import create_data, writer
+from pipelines import create_data
 from tests.text.data_fixtures import ROOT, bert_vocab_path, peoples_daily_text, run_on_tmpfs
 from tfcompact import cli
 
@@ -98,7 +99,7 @@ def test_vocab_edited_in_place_is_converted_again(tmp_path, capsys, corpus):
     code, err = _main(capsys, argv)
     assert code == 0 and any("vocab.txt changed since" in e for e in err)
     assert (out / "vocab.txt").read_bytes() == vocab.read_bytes()
-    assert json.loads((out / "manifest.json").read_text())["vocab_md5"] == writer.hashlib.md5(
+    assert json.loads((out / "manifest.json").read_text())["vocab_md5"] == hashlib.md5(
         vocab.read_bytes()).hexdigest()
 
 
@@ -254,3 +255,18 @@ def test_read_only_output_dir(tmp_path, corpus):
                      read_only=True)
     _assert_one_line_error(r["rc"], r["stderr"], "create-data", "cannot write in", "(read-only file system)")
     assert r["after"] == r["before"]
+
+
+def test_wrong_vocabulary_warns_about_unk(tmp_path, capsys, corpus):
+    """A vocabulary for other text (here: specials and ten characters) turns most of the corpus
+    into [UNK]: converted, but the share is reported."""
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("".join(t + "\n" for t in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"的一是在不了有和人这"]),
+                     encoding="utf-8")
+    code, err = _main(capsys, ["create-data", "--input", str(corpus), "--vocab", str(vocab),
+                               "--output_dir", str(tmp_path / "out"), *SMALL])
+    assert code == 0
+    assert any(f"% of the tokens are [UNK] with {vocab}" in e for e in err), err
+    code, err = _main(capsys, ["create-data", "--input", str(corpus), "--vocab", bert_vocab_path(),
+                               "--output_dir", str(tmp_path / "out2"), *SMALL])
+    assert code == 0 and not any("[UNK]" in e for e in err)
