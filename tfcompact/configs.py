@@ -19,7 +19,7 @@ import difflib
 import json
 import math
 import os
-import tempfile
+import secrets
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, Optional, Union
@@ -213,9 +213,11 @@ class _ConfigBase:
         """Writes the config atomically: a temp file in the same folder, then a rename."""
         path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+        # A plain exclusive create (not mkstemp, whose 0600 would survive the rename): the
+        # file gets the user's umask like every other output.
+        tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(4)}.json")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            with open(tmp, "x", encoding="utf-8") as fh:
                 fh.write(self.to_json_string())
             os.replace(tmp, path)
         except BaseException:

@@ -158,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
         from tfcompact.interop.convert import export_model_dir
 
         for fmt in ("tf1", "savedmodel"):
+            # The quickstart always exports afresh (as it trains afresh): also replaces exports
+            # written before outputs carried their marker, which --overwrite would refuse.
+            shutil.rmtree(os.path.join(export_dir, fmt), ignore_errors=True)
             print("      " + export_model_dir(model_dir, fmt, os.path.join(export_dir, fmt),
                                               seq_length=seq, overwrite=True), flush=True)
     print_curve(summary)
