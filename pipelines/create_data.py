@@ -41,6 +41,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: output directories are not locked
+    fcntl = None
+
 from pipelines import corpus, instances, masking, writer
 from tfcompact.errors import DataError, UserError
 
@@ -445,7 +450,8 @@ def _our_files(output_dir: str) -> list[str]:
 
 
 class _OutputChanges:
-    """Undo for a failed run: the files it added to the output directory are removed and the
+    """The output directory, created if needed and locked for this run (a second create-data
+    into it is refused), with an undo for a failed run: the files it added are removed and the
     files it set aside (the earlier conversion of inputs that have changed since) are put back,
     so earlier outputs are as they were and nothing is left behind. A run that is interrupted
     or killed keeps its finished shards instead, for the next run to resume."""
@@ -457,8 +463,25 @@ class _OutputChanges:
         while not os.path.lexists(path):
             created, path = path, os.path.dirname(path)
         self.created = created  # the top directory this run creates, if it creates any
+        try:
+            os.makedirs(self.output_dir, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"--output_dir {output_dir}: cannot create it ({e.strerror})") from None
+        self._lock = os.open(self.output_dir, os.O_RDONLY)
+        try:
+            if fcntl is not None:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            raise UserError(f"--output_dir {output_dir}: another create-data is writing into it; "
+                            "wait for it to finish (or use another directory)") from None
+        except OSError:  # a file system without flock (some network ones): no lock
+            pass
         self.before = set() if created else set(self._entries())
         self.aside: list[str] = []
+
+    def release(self) -> None:
+        os.close(self._lock)
 
     def _entries(self) -> list[str]:
         entries = _our_files(self.output_dir) if os.path.isdir(self.output_dir) else []
@@ -476,6 +499,7 @@ class _OutputChanges:
             self.aside.append(rel)
 
     def undo(self) -> None:
+        self.release()
         if self.created is not None:
             shutil.rmtree(self.created, ignore_errors=True)
             return
@@ -495,19 +519,16 @@ class _OutputChanges:
 
     def commit(self) -> None:
         shutil.rmtree(os.path.join(self.output_dir, PREVIOUS_DIR), ignore_errors=True)
+        self.release()
 
 
 def prepare_output_dir(output_dir: str, record: dict, changes: _OutputChanges) -> bool:
-    """Create or validate the output dir. Returns True if a finished identical run is there.
+    """Validate the output dir (created and locked by `changes`). Returns True if a finished
+    identical run is there.
 
     Another conversion (other settings) in the directory is refused. The conversion of inputs
     whose content has changed since (same paths and settings) is set aside through `changes`:
     restored if this run fails, deleted when it succeeds."""
-    check_output_dir(output_dir)
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"--output_dir {output_dir}: cannot create it ({e.strerror})") from None
     run_path = os.path.join(output_dir, RUN_FILE)
     existing = sorted(os.listdir(output_dir))
     previous = None
@@ -697,8 +718,8 @@ def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = Tr
     try:
         manifest = _convert(cfg, vocab, files, prints, changes, num_workers, progress, allow_empty)
     except KeyboardInterrupt:
-        if os.path.isdir(cfg.output_dir):
-            _remove_temp_files(cfg.output_dir)
+        changes.release()
+        _remove_temp_files(cfg.output_dir)
         raise
     except OSError as e:  # the output side (input errors are DataErrors)
         changes.undo()

@@ -270,3 +270,23 @@ def test_wrong_vocabulary_warns_about_unk(tmp_path, capsys, corpus):
     code, err = _main(capsys, ["create-data", "--input", str(corpus), "--vocab", bert_vocab_path(),
                                "--output_dir", str(tmp_path / "out2"), *SMALL])
     assert code == 0 and not any("[UNK]" in e for e in err)
+
+
+def test_second_create_data_into_the_same_directory_is_refused(tmp_path, capsys, corpus):
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)  # as a running create-data holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (out / ".tfcompact-create-data.json").write_text("{}")  # its files so far
+        before = snapshot(tmp_path)
+        code, err = _main(capsys, ["create-data", "--input", str(corpus), "--vocab", bert_vocab_path(),
+                                   "--output_dir", str(out), *SMALL])
+        _assert_one_line_error(code, err, "create-data", f"--output_dir {out}: another create-data is writing into it")
+        assert snapshot(tmp_path) == before
+    finally:
+        os.close(fd)
+    _convert(capsys, corpus, tmp_path / "free")  # and the lock is released after a run
+    _convert(capsys, corpus, tmp_path / "free")
