@@ -643,15 +643,22 @@ def fingerprint_inputs(files: Sequence[str]) -> list[tuple[int, str, tuple[int, 
 
 def _check_inputs_unchanged(files: Sequence[str], keys: Sequence[tuple[int, int]]) -> None:
     for f, key in zip(files, keys):
-        if _stat_key(f) != key:
-            raise DataError(f"{f}: changed during the conversion (size or modification time); "
-                            "run create-data again to convert the new content")
+        try:
+            changed, what = _stat_key(f) != key, "size or modification time"
+        except OSError as e:
+            changed, what = True, e.strerror
+        if changed:
+            raise DataError(f"{f}: changed during the conversion ({what}); run create-data again "
+                            "to convert the new content")
 
 
 def _copy_vocab(cfg: ConvertConfig, vocab_md5: str) -> None:
     """The vocabulary beside the shards as vocab.txt (the trainer and readers look for it there)."""
-    with open(cfg.vocab_path, "rb") as f:
-        raw = f.read()
+    try:
+        with open(cfg.vocab_path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DataError(f"{cfg.vocab_path}: cannot read the vocabulary again ({e.strerror})") from None
     if hashlib.md5(raw).hexdigest() != vocab_md5:
         raise DataError(f"{cfg.vocab_path}: changed during the conversion; run create-data again")
     writer.atomic_write_bytes(os.path.join(cfg.output_dir, writer.VOCAB_NAME), raw)
