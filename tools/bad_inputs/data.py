@@ -4,12 +4,14 @@ Flags out of range, broken or wrong vocabularies, corpora that are empty, binary
 inputs that are not regular files, and output locations that are files, inputs, or places that
 cannot be written. Full-disk and read-only-filesystem cases need a private mount, and a FIFO
 as input would block the catalogue's own snapshot of the case directory: those are tested in
-tests/pipelines/test_create_data_errors.py and tests/text/test_vocab_builder.py.
+tests/pipelines/test_create_data_errors.py (which also runs every case below in-process) and
+tests/text/test_vocab_builder.py.
 """
 from __future__ import annotations
 
 import gzip
 import os
+from typing import Callable
 
 from bad_inputs.common import Case, Path, corpus, data_dir, vocab
 
@@ -34,7 +36,8 @@ def build_vocab(tmp: Path, *extra: str, input: Path | str | None = None,
                                                         else tmp / "vocab.txt"), *extra]
 
 
-def flag(*extra: str) -> callable:
+def flag(*extra: str) -> Callable[[Path], list[str]]:
+    """A case that only adds flags to the small create-data run."""
     return lambda tmp: create_data(tmp, *extra)
 
 
