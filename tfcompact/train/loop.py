@@ -178,7 +178,8 @@ class TrainLoop:
                 self.micro_metrics = _Accumulators(names, "train_micro")
         self._seed_vars = seed_state_variables(model, teacher)
         self.tracks_rtd = self._has_rtd
-        # XLA for the per-step function: only where no merge_call is needed (the default
+        # XLA for every per-replica step (train, eval; with accumulation the micro-step and the
+        # apply, which a TPU compiles as well): only where no merge_call is needed (the default
         # strategy; TPUs compile everything anyway): a nested tf.function around a step that
         # calls merge_call breaks MirroredStrategy.
         self.jit_compile = bool(jit_compile) and \
@@ -193,11 +194,12 @@ class TrainLoop:
             self._replica_train_step = tf.function(train_step, jit_compile=True)
             self._replica_eval_step = tf.function(eval_step, jit_compile=True)
             self._replica_micro_step = tf.function(micro_step, jit_compile=True)
+            self._replica_apply_step = tf.function(apply_step, jit_compile=True)
         else:
             self._replica_train_step = train_step
             self._replica_eval_step = eval_step
             self._replica_micro_step = micro_step
-        self._replica_apply_step = apply_step
+            self._replica_apply_step = apply_step
         self._train = tf.function(self._train_loop_fn)
         self._eval = tf.function(self._eval_loop_fn)
 
@@ -222,7 +224,7 @@ class TrainLoop:
         return list(concrete.structured_outputs.keys())
 
     # ------------------------------------------------------------------ seeds
-    def _reseed(self, step: tf.Tensor, replica_id: tf.Tensor, micro: int = 0) -> None:
+    def _reseed(self, step: tf.Tensor, replica_id: tf.Tensor, micro: tf.Tensor | int = 0) -> None:
         """Set every SeedGenerator from (run seed, step, micro-batch, replica): restart-proof
         randomness (with one micro-batch per step the counter is step * replicas + replica)."""
         counter = (step * self.accumulation_steps + micro) * self.num_replicas + \
@@ -302,7 +304,7 @@ class TrainLoop:
             self.train_metrics.add_rtd_histogram(outputs["rtd_logits"], outputs["rtd_labels"],
                                                  batch["input_mask"])
 
-    def _micro_step_fn(self, batch, step, micro: int):
+    def _micro_step_fn(self, batch, step, micro: tf.Tensor):
         """Forward + backward of one micro-batch; gradients added to the accumulator."""
         ctx = tf.distribute.get_replica_context()
         self._reseed(step, ctx.replica_id_in_sync_group, micro)
@@ -362,8 +364,10 @@ class TrainLoop:
                                   args=(next(iterator), self.step.value()))
             else:
                 for micro in range(self.accumulation_steps):  # unrolled: A is small
+                    # `micro` as a tensor: a Python int would trace (and compile) the step A times.
                     self.strategy.run(self._replica_micro_step,
-                                      args=(next(iterator), self.step.value(), micro))
+                                      args=(next(iterator), self.step.value(),
+                                            tf.constant(micro, tf.int64)))
                 self.strategy.run(self._replica_apply_step)
             self.step.assign_add(1)
             done += 1
