@@ -37,8 +37,8 @@ def snapshot(root: pathlib.Path) -> dict[str, str]:
             out[os.path.relpath(os.path.join(dirpath, d), root)] = "<dir>"
         for f in filenames:
             p = os.path.join(dirpath, f)
-            if os.path.islink(p):
-                out[os.path.relpath(p, root)] = "<link>"
+            if os.path.islink(p) or not os.path.isfile(p):  # links, FIFOs, sockets: not read
+                out[os.path.relpath(p, root)] = "<link>" if os.path.islink(p) else "<special>"
                 continue
             h = hashlib.sha256()
             with open(p, "rb") as fh:

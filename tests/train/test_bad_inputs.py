@@ -2,6 +2,7 @@
 exit 2, inputs untouched; damaged checkpoints are skipped for the newest intact one (and the
 run still ends bit-identical to an uninterrupted one); a changed model is refused."""
 import hashlib
+import json
 import os
 import shutil
 
@@ -193,3 +194,58 @@ def test_weights_gone_non_finite_are_never_saved(data_dir, tmp_path, capsys):
     assert "NaN/Inf" in last and "last good checkpoint none" in last
     ckpt = tmp_path / "model" / "checkpoints"
     assert not ckpt.exists() or not any(p.name.endswith(".index") for p in ckpt.iterdir())
+
+
+def _copy_data(data_dir, tmp_path):
+    dst = tmp_path / "data"
+    shutil.copytree(data_dir, dst)
+    return dst
+
+
+def _flip_shard_byte(data):
+    shard = sorted(p for p in data.iterdir() if p.name.endswith(".tfrecord"))[1]
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 2] ^= 0x10  # inside a record: its CRC no longer matches
+    shard.write_bytes(bytes(raw))
+    return shard
+
+
+@pytest.mark.parametrize("verify", [True, False], ids=["verify_data", "met-in-training"])
+def test_a_damaged_shard_is_named_not_a_tensorflow_traceback(verify, data_dir, tmp_path, capsys):
+    data = _copy_data(data_dir, tmp_path)
+    shard = _flip_shard_byte(data)
+    path = write_yaml(str(tmp_path / "exp.yaml"),
+                      tiny_experiment(str(data), str(tmp_path / "model"), total_steps=20))
+    args = ["pretrain", "--config", path] + (["--verify_data"] if verify else [])
+    assert main(args) == 2
+    last = _last_err(capsys)
+    assert last.startswith("tfcompact pretrain: error: ") and shard.name in last
+    if verify:
+        assert not (tmp_path / "model").exists()
+
+
+def test_a_truncated_shard_is_refused_before_training(data_dir, tmp_path, capsys):
+    data = _copy_data(data_dir, tmp_path)
+    manifest = json.loads((data / "manifest.json").read_text())
+    for entry in manifest["shards"]:  # sizes as create-data records them
+        entry["bytes"] = (data / entry["file"]).stat().st_size
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    shard = sorted(p for p in data.iterdir() if p.name.endswith(".tfrecord"))[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    assert _run(tmp_path, str(data), tmp_path / "model") == 2
+    last = _last_err(capsys)
+    assert shard.name in last and "100 bytes" in last
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_vocabulary_other_than_the_datas_is_refused(data_dir, tmp_path, capsys):
+    data = _copy_data(data_dir, tmp_path)
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["vocab_md5"] = "0" * 32  # the data says it was made with another vocabulary
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                               + [f"t{i}" for i in range(115)]) + "\n")
+    assert _run(tmp_path, str(data), tmp_path / "model", f"data.vocab={vocab}") == 2
+    last = _last_err(capsys)
+    assert f"data.vocab {vocab} is not the vocabulary data.train was made with" in last

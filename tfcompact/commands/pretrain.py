@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu_replicas", type=int, default=0,
                         help="split the CPU into N logical devices under MirroredStrategy "
                              "(exercises the distributed code path without accelerators)")
+    parser.add_argument("--verify_data", action="store_true",
+                        help="hash every data shard against manifest.json before training "
+                             "(sizes are always checked; a damaged shard met during training "
+                             "is named either way)")
     parser.add_argument("--check", action="store_true",
                         help="validate the config and print it, then exit (no TensorFlow work)")
 
@@ -43,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from tfcompact.train.pretrain import RunOptions, run_pretraining
 
-    summary = run_pretraining(exp, RunOptions(tpu=args.tpu, cpu_replicas=args.cpu_replicas))
+    summary = run_pretraining(exp, RunOptions(tpu=args.tpu, cpu_replicas=args.cpu_replicas,
+                                                verify_data=args.verify_data))
     print(f"done: step {summary['step']}/{summary['total_steps']}, model directory "
           f"{exp.train.model_dir} (summary.json, checkpoints/, tensorboard/)")
     return 0

@@ -8,6 +8,7 @@ passes at their intervals, and finally `summary.json`.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -193,6 +194,17 @@ def write_model_dir(model_dir: str, arch: str, config, preset: str | None,
                                     sentence_head=sentence_head)
 
 
+@contextlib.contextmanager
+def _naming_damaged_shards(data: str, manifest: Mapping):
+    """A DataLossError while reading becomes one line naming the damaged shard."""
+    try:
+        yield
+    except tf.errors.DataLossError as e:
+        from pipelines.readers import data_loss_error
+
+        raise data_loss_error(data, e, manifest) from None
+
+
 def save_or_stop(checkpoints, log: Log) -> bool:
     """Save a checkpoint; False (nothing saved) when the weights are no longer finite."""
     from tfcompact.train.checkpointing import NonFiniteWeightsError
@@ -254,15 +266,25 @@ def check_model_dir_writable(model_dir: str) -> None:
         raise UserError(f"train.model_dir {model_dir}: cannot write there ({reason})") from None
 
 
-def _default_vocab(exp: Experiment) -> str | None:
+def _default_vocab(exp: Experiment, manifest: Mapping) -> str | None:
+    """The vocabulary copied into the model directory: data.vocab, else the data directory's
+    vocab.txt (create-data writes it); either must be the one the data was made with."""
+    from tfcompact.text.tokenizer import Vocab
+    from tfcompact.train.preflight import manifest_dir
+
+    want = manifest.get("vocab_md5")
     if exp.data.vocab:
         if not tf.io.gfile.exists(exp.data.vocab):
             raise ConfigError(f"{exp.source}: data.vocab {exp.data.vocab}: file not found")
+        if want and Vocab.load(exp.data.vocab).md5 != want:
+            raise ConfigError(f"{exp.source}: data.vocab {exp.data.vocab} is not the vocabulary "
+                              f"data.train was made with (md5 differs from its manifest's "
+                              f"vocab_md5 {want})")
         return exp.data.vocab
-    from tfcompact.train.preflight import manifest_dir
-
     candidate = os.path.join(manifest_dir(exp.data.train), "vocab.txt")
-    return candidate if tf.io.gfile.exists(candidate) else None
+    if not tf.io.gfile.exists(candidate):
+        return None
+    return candidate if not want or Vocab.load(candidate).md5 == want else None
 
 
 def _format_duration(seconds: float) -> str:
@@ -298,6 +320,8 @@ class RunOptions:
     log: Log = _print
     # For tests: stop (as if killed) after this many loops of this process.
     max_loops: int | None = None
+    # Hash every shard against its manifest before training (sizes are always checked).
+    verify_data: bool = False
 
 
 def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
@@ -315,6 +339,12 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
     manifests = {"data.train": read_data_manifest(exp.data.train, "data.train")}
     if exp.data.eval and exp.train.eval_steps:
         manifests["data.eval"] = read_data_manifest(exp.data.eval, "data.eval")
+    if options.verify_data:
+        from pipelines.readers import verify_shards
+
+        for field, manifest in manifests.items():
+            verify_shards(exp.data.train if field == "data.train" else exp.data.eval, manifest)
+        log(f"verified every shard of {', '.join(manifests)} against its manifest (sha256)")
     arch, config, preset_name, sentence_head = resolve_model_config(
         exp.model, manifests["data.train"], exp.source)
     placement = Placement(info.on_tpu, info.num_replicas, info.num_hosts)
@@ -386,7 +416,7 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
         from pipelines.readers import pretraining_dataset
 
         train_manifest = manifests["data.train"]
-        vocab = _default_vocab(exp)
+        vocab = _default_vocab(exp, train_manifest)
         masking = None
         if isinstance(exp.data.dynamic_masking, dict):
             masking = DynamicMaskingConfig.from_manifest(train_manifest, vocab,
@@ -456,7 +486,8 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
                     dynamic_masking=masking)
 
             it = iter(strategy.distribute_datasets_from_function(eval_fn))
-            return loop.evaluate(it, exp.train.eval_steps)
+            with _naming_damaged_shards(exp.data.eval, manifests["data.eval"]):
+                return loop.evaluate(it, exp.train.eval_steps)
 
         writers = {}
         if chief:
@@ -491,7 +522,8 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
                 boundaries.append((step // exp.train.eval_every + 1) * exp.train.eval_every)
             n = min(boundaries) - step
             t0 = time.time()
-            metrics = loop.train(train_iter, n)
+            with _naming_damaged_shards(exp.data.train, train_manifest):
+                metrics = loop.train(train_iter, n)
             dt = time.time() - t0
             new_step = int(loop.step.numpy())
             done = new_step - step
