@@ -72,6 +72,50 @@ def make_masked_data(out_dir: str, *, num_instances: int = 256, num_shards: int 
     return out_dir
 
 
+def make_unmasked_data(out_dir: str, *, num_instances: int = 64, seq_length: int = 32,
+                       predictions: int = 5, vocab_size: int = VOCAB_SIZE, seed: int = 0) -> str:
+    """Write one `unmasked` shard (ids + `word_ids`, masked at training time) + manifest.json.
+
+    Same arithmetic-progression token stream as `make_masked_data`, cut into words of 1..3
+    pieces: `word_ids` numbers the whole word of each piece, -1 on [CLS], [SEP] and padding.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    body = vocab_size - len(SPECIAL)
+    name = "data-00000-of-00001.tfrecord"
+    with tf.io.TFRecordWriter(os.path.join(out_dir, name)) as w:
+        for _ in range(num_instances):
+            length = int(rng.integers(seq_length // 2, seq_length + 1))
+            start, stride = int(rng.integers(0, body)), int(rng.integers(1, 3))
+            ids = [len(SPECIAL) + (start + stride * i) % body for i in range(length - 3)]
+            words = np.cumsum(rng.integers(1, 4, len(ids)))  # word ends, 1..3 pieces apart
+            word_of = np.searchsorted(words, np.arange(len(ids)), side="right").tolist()
+            cut = len(ids) // 2
+            tokens = [2] + ids[:cut] + [3] + ids[cut:] + [3]
+            # (+1: no word straddles the [SEP] between the two segments)
+            word_ids = [-1] + word_of[:cut] + [-1] + [w + 1 for w in word_of[cut:]] + [-1]
+            segments = [0] * (cut + 2) + [1] * (len(ids) - cut + 1)
+            pad = seq_length - len(tokens)
+            feats = {
+                "input_ids": _int_feature(tokens + [0] * pad),
+                "input_mask": _int_feature([1] * len(tokens) + [0] * pad),
+                "segment_ids": _int_feature(segments + [0] * pad),
+                "word_ids": _int_feature(word_ids + [-1] * pad),
+                "next_sentence_labels": _int_feature([int(rng.integers(0, 2))]),
+            }
+            ex = tf.train.Example(features=tf.train.Features(feature=feats))
+            w.write(ex.SerializeToString(deterministic=True))
+    write_manifest(out_dir, {
+        "format_version": 1, "schema": "unmasked", "max_seq_length": seq_length,
+        "max_predictions_per_seq": predictions, "vocab_size": vocab_size, "vocab_md5": "",
+        "do_lower_case": True, "special_ids": dict(SPECIAL), "masking": {"kind": "dynamic"},
+        "pair_task": "sop", "dupe_factor": 1, "seed": seed,
+        "segmenter": {"name": "none", "version": "0"}, "num_instances": num_instances,
+        "shards": [{"file": name, "num_instances": num_instances, "sha256": ""}], "inputs": [],
+        "created_by": "tests/train/train_helpers.py"})
+    return out_dir
+
+
 def tiny_experiment(data_dir: str, model_dir: str, *, arch: str = "albert", **train) -> dict:
     """A raw experiment mapping for a tiny model of `arch` on the test data."""
     tiny = dict(vocab_size="data", num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
