@@ -152,6 +152,7 @@ class Run:
     eval: list  # metrics of each evaluate pass
     tracing: dict  # tf.function -> tracing count after all calls
     seen: dict
+    teacher_unchanged: bool | None = None  # distillation: the teacher stayed frozen
 
 
 def run_path(path: Path, data: dict, policy: str, jit_compile: bool, initial=None) -> Run:
@@ -195,6 +196,7 @@ def run_path(path: Path, data: dict, policy: str, jit_compile: bool, initial=Non
                          teacher=teacher, jit_compile=jit_compile, loss_is_replica_share=share,
                          accumulation_steps=path.accumulation_steps)
         before = [v.numpy() for v in model.trainable_variables]
+        teacher_before = [] if teacher is None else [v.numpy() for v in teacher.weights]
         iterator = iter(dataset(True, BATCH // path.accumulation_steps))
         train = [loop.train(iterator, n) for n in STEPS_PER_CALL]
         evaluation, eval_iterator = [], None
@@ -209,9 +211,11 @@ def run_path(path: Path, data: dict, policy: str, jit_compile: bool, initial=Non
                      "_replica_apply_step": loop._replica_apply_step}
         tracing = {k: f.experimental_get_tracing_count() for k, f in functions.items()
                    if isinstance(f, tf.types.experimental.PolymorphicFunction)}
+        teacher_unchanged = None if teacher is None else all(
+            np.array_equal(a, v.numpy()) for a, v in zip(teacher_before, teacher.weights))
         return Run(loop, iterator, eval_iterator, [v.path for v in model.trainable_variables],
                    before, [v.numpy() for v in model.trainable_variables], train, evaluation,
-                   tracing, seen)
+                   tracing, seen, teacher_unchanged)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
@@ -299,6 +303,8 @@ def test_every_training_path_compiles_under_xla_and_traces_once(name, runs):
     changed = {p: not np.array_equal(a, b) for p, a, b in zip(run.paths, run.initial, run.final)}
     assert changed[next(p for p in changed if p.endswith("word_embeddings"))]
     assert sum(changed.values()) > len(changed) / 2, changed
+    if path.distillation:
+        assert run.teacher_unchanged is True
     if path.evaluate:  # same eval batches, same weights: same metrics
         assert run.eval[0] == pytest.approx(run.eval[1], rel=1e-6)
 
