@@ -15,6 +15,7 @@ sys.path.insert(0, str(TOOLS))
 
 from bad_input_catalogue import snapshot  # noqa: E402
 from bad_inputs import export as catalogue  # noqa: E402
+from conftest import make_model_dir  # noqa: E402  (tests/interop/conftest.py, imported at collection)
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +107,6 @@ def test_interrupted_export_leaves_nothing(base, tmp_path, capsys, monkeypatch):
 
 
 def test_tflite_and_savedmodel_of_different_models(base, tmp_path, capsys):
-    from conftest import make_model_dir
-
     d, _, _ = make_model_dir(tmp_path, "bert")  # hidden 64, the catalogue's ALBERT has 32
     os.remove(os.path.join(d, "vocab.txt"))  # the encoder alone is enough (and quicker)
     assert run(capsys, "export", "--model_dir", d, "--format", "savedmodel", "--output", tmp_path / "sm")[0] == 0
