@@ -6,7 +6,7 @@ so a released config file loads unchanged and a written one loads in the origina
 Every value is checked when a config is built: a wrong type, an unknown key or an
 inconsistent size raises `ConfigError` naming the field and where the config came from.
 
-The presets are the published Chinese models (see `reference/recipes.md`); each records the
+The presets are the published Chinese models (their READMEs and papers); each records the
 published parameter count and which parts of the model that figure counts, so
 `tfcompact presets` can show that the shapes here reproduce it.
 """

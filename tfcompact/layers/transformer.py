@@ -105,7 +105,7 @@ class TransformerBlock(keras.layers.Layer):
         self.attention = SelfAttention(
             num_heads, hidden_size // num_heads, attention_dropout, initializer_range, name="self"
         )
-        # Attribute order = variable order = the TF1 checkpoint order of reference/tf1_names.md.
+        # Attribute order = variable order = the creation order of the original TF1 code.
         names = _NORM_NAMES[naming]
         self.attention_output = dense(hidden_size, "dense", initializer_range)
         self.first_norm = LayerNorm(name=names["first"])
