@@ -2,8 +2,9 @@
 
 `tf1_variable_shapes` lists every variable the original TF1 code creates (google-research
 bert, albert, electra, mobilebert; brightmart/albert_zh), with its shape, in this order:
-embeddings, encoder layers, pooler, heads (the creation order of the original code, except that ELECTRA builds its generator first; TF1 checkpoint files store
-keys sorted by name, so the order carries no meaning there). Optimizer slots and
+embeddings, encoder layers, pooler, heads (the creation order of the original code, except
+that ELECTRA builds its generator first; TF1 checkpoint files store keys sorted by name, so
+the order carries no meaning there). Optimizer slots and
 `global_step` are not listed.
 
 `count_parameters` sums those shapes, optionally over only some parts of the model, so
