@@ -18,7 +18,6 @@ once per module and the bf16 comparison reuses the float32 runs of part one.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import keras
 import numpy as np
@@ -91,21 +90,6 @@ ARCH_PATHS = {"bert": "bert_mlm_nsp", "albert": "albert_mlm_sop_dynamic_masking"
 # layers per student layer, through fit_dense), MobileBERT from a BERT of its width and depth.
 TEACHERS = {"tinybert_general": dict(num_hidden_layers=4, hidden_size=48, intermediate_size=96),
             "mobilebert_pkt": {}, "mobilebert_main": {}}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fast_xla_backend():
-    """Whether a step compiles is settled before LLVM runs (tf2xla lowering, HLO passes); the
-    CPU backend at -O0 without LLVM's expensive passes compiles these steps about a third
-    faster. XLA reads XLA_FLAGS once, at the first compilation of the process, so this only
-    helps when no XLA compilation ran before this module; a value set by the user is kept."""
-    previous = os.environ.get("XLA_FLAGS")
-    if previous is None:
-        os.environ["XLA_FLAGS"] = ("--xla_backend_optimization_level=0 "
-                                   "--xla_llvm_disable_expensive_passes=true")
-    yield
-    if previous is None:
-        os.environ.pop("XLA_FLAGS", None)
 
 
 def student_config(path: Path):
