@@ -36,9 +36,11 @@ def _load_savedmodel(path: str):
         raise UserError(f"--savedmodel {path}: no saved_model.pb found; {hint}")
     try:
         encoder = tf.saved_model.load(path)
-    except (tf.errors.OpError, ValueError, RuntimeError, IndexError, KeyError, DecodeError) as e:
-        # a short variables file raises IndexError, a damaged saved_model.pb DecodeError or
-        # ValueError, a preprocessing model RuntimeError (its tensorflow-text ops)
+    except (tf.errors.OpError, ValueError, RuntimeError, IndexError, KeyError, DecodeError,
+            OSError) as e:
+        # a short variables file raises IndexError, a damaged saved_model.pb DecodeError,
+        # ValueError or (TensorFlow 2.20) OSError, a preprocessing model RuntimeError (its
+        # tensorflow-text ops)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = (" (a preprocessing model? pass the encoder/ SavedModel of the export)"
                 if "Op type not registered" in first else " (damaged?)")
