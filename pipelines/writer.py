@@ -23,6 +23,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from tfcompact.errors import UserError
+# Atomic local writes are shared with the library (build-vocab, ...): they live there.
+from tfcompact.files import atomic_write_bytes, output_error, remove_if_present  # noqa: F401
 
 try:  # optional C implementation (pip install google-crc32c)
     import google_crc32c as _google_crc32c
@@ -312,36 +314,6 @@ def check_output_file(path: str, flag: str, inputs: Sequence[str] = (), overwrit
     if reason:
         raise UserError(f"{flag} {path}: cannot write in {parent} ({reason})")
     return real
-
-
-def output_error(path: str | os.PathLike, error: OSError) -> UserError:
-    """The one-line error for an output file that cannot be written (disk full, read-only,
-    a directory in the way, ...)."""
-    return UserError(f"{os.fspath(path)}: cannot write ({error.strerror or error})")
-
-
-def remove_if_present(path: str | os.PathLike) -> None:
-    """Delete a temporary file after a failure (the failure itself is what gets reported)."""
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to `<path>.tmp-<pid>` then rename: readers never see a half-written file. If that
-    fails the temporary file is removed and a UserError names `path`."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        remove_if_present(tmp)
-        raise output_error(path, e) from None
 
 
 def shard_entry(file: str, num_instances: int, sha256: str, size: int) -> dict:

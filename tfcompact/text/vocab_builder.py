@@ -72,6 +72,6 @@ def build_vocab(counts: collections.Counter, vocab_size: int, do_lower_case: boo
 
 def write_vocab(tokens: Iterable[str], out_path: str) -> None:
     """One token a line, UTF-8, atomically (nothing is left behind if that fails)."""
-    from pipelines.writer import atomic_write_bytes
+    from tfcompact.files import atomic_write_bytes
 
     atomic_write_bytes(out_path, "".join(t + "\n" for t in tokens).encode("utf-8"))
