@@ -19,12 +19,12 @@ import difflib
 import json
 import math
 import os
-import secrets
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, Optional, Union
 
 from tfcompact.errors import ConfigError
+from tfcompact.files import atomic_write_text
 
 ARCHITECTURES = ("bert", "albert", "electra", "mobilebert", "tinybert")
 
@@ -210,20 +210,8 @@ class _ConfigBase:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
     def to_json_file(self, path: Union[str, os.PathLike]) -> None:
-        """Writes the config atomically: a temp file in the same folder, then a rename."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        # A plain exclusive create (not mkstemp, whose 0600 would survive the rename): the
-        # file gets the user's umask like every other output.
-        tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(4)}.json")
-        try:
-            with open(tmp, "x", encoding="utf-8") as fh:
-                fh.write(self.to_json_string())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Writes the config atomically (a temporary sibling, then a rename)."""
+        atomic_write_text(path, self.to_json_string())
 
 
 @dataclass(frozen=True)

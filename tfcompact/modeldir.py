@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from typing import Optional, Union
 
 from tfcompact.configs import ARCHITECTURES, CONFIG_CLASSES, config_from_dict, get_preset
 from tfcompact.errors import CheckpointError, ConfigError
+from tfcompact.files import atomic_write_bytes, atomic_write_text
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "tfcompact.json"
@@ -57,32 +57,10 @@ def _join(*parts: str) -> str:
     return os.path.join(*parts)
 
 
-def _tmp_name(path: str) -> str:
-    return f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write to a temporary sibling, then rename over ``path`` (a copy + delete on gs://)."""
-    gfile = _gfile()
-    tmp = _tmp_name(path)
-    try:
-        with gfile.GFile(tmp, "wb") as fh:
-            fh.write(data)
-        gfile.rename(tmp, path, overwrite=True)
-    except BaseException:
-        if gfile.exists(tmp):
-            gfile.remove(tmp)
-        raise
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    _atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def _atomic_copy(src: str, dst: str) -> None:
     with _gfile().GFile(src, "rb") as fh:
         data = fh.read()
-    _atomic_write_bytes(dst, data)
+    atomic_write_bytes(dst, data)
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -128,7 +106,7 @@ def write_model_dir_config(
     if sentence_head is not None:
         payload["sentence_head"] = sentence_head
     path = _join(dir, CONFIG_FILE)
-    _atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     return path
 
 

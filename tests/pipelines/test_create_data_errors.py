@@ -184,7 +184,7 @@ def test_worker_error_with_two_workers_leaves_nothing(tmp_path, capsys, corpus):
 def test_vocab_copied_beside_the_shards_and_found(tmp_path, capsys, corpus):
     """The README's stage-by-stage workflow: the data directory carries its vocabulary, where
     the readers (`_vocab_beside`) and the trainer (`manifest_dir(data.train)/vocab.txt`) look."""
-    from pipelines import readers
+    from tfcompact.inputs import pretraining as readers
     from tfcompact.train.preflight import manifest_dir
 
     out = tmp_path / "out"

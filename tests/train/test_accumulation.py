@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 def _train(data_dir, strategy, batch, accumulation, steps, init_weights=None):
     import tensorflow as tf
 
-    from pipelines.readers import pretraining_dataset
+    from tfcompact.inputs.pretraining import pretraining_dataset
     from tfcompact.configs import tiny_config
     from tfcompact.models import build_pretraining_model
     from tfcompact.optim import create_optimizer

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from train_helpers import VOCAB_SIZE, make_masked_data
-from pipelines.readers import pretraining_dataset
+from tfcompact.inputs.pretraining import pretraining_dataset
 from tfcompact.configs import tiny_config
 from tfcompact.models import build_pretraining_model
 from tfcompact.optim import create_optimizer

@@ -25,8 +25,8 @@ import pytest
 import tensorflow as tf
 
 from train_helpers import VOCAB_SIZE, make_masked_data, make_unmasked_data
-from pipelines.dynamic_masking import DynamicMaskingConfig
-from pipelines.readers import pretraining_dataset, read_manifest
+from tfcompact.inputs.dynamic_masking import DynamicMaskingConfig
+from tfcompact.inputs.pretraining import pretraining_dataset, read_manifest
 from tfcompact.configs import tiny_config
 from tfcompact.models import build_pretraining_model
 from tfcompact.optim import create_optimizer

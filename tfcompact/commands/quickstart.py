@@ -17,6 +17,8 @@ import os
 import shutil
 import time
 
+from tfcompact.files import atomic_write_text
+
 # Tiny shapes per architecture (the cpu_smoke ALBERT; BERT and ELECTRA of the same size).
 TINY_MODELS = {
     "albert": ("albert_tiny_zh", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
@@ -65,10 +67,7 @@ def split_articles(text_path: str, train_path: str, eval_path: str,
         articles = [a for a in f.read().split("\n\n") if a.strip()]
     n_eval = max(1, int(len(articles) * eval_fraction))
     for path, part in ((train_path, articles[:-n_eval]), (eval_path, articles[-n_eval:])):
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n\n".join(a.strip("\n") for a in part) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, "\n\n".join(a.strip("\n") for a in part) + "\n")
     return len(articles) - n_eval, n_eval
 
 

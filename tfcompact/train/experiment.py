@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from tfcompact.errors import ConfigError
+from tfcompact.files import atomic_write_text
 
 ARCHITECTURES = ("bert", "albert", "electra", "mobilebert", "tinybert")
 OPTIMIZERS = ("lamb", "adamw")
@@ -452,10 +453,4 @@ def load_experiment(path: str | os.PathLike, overrides: Sequence[str] = ()) -> E
 
 def dump_experiment(exp: Experiment, path: str | os.PathLike) -> None:
     """Write the resolved experiment (after overrides) as YAML, atomically."""
-    import tensorflow as tf  # gs:// aware file access
-
-    text = yaml.safe_dump(exp.to_dict(), sort_keys=False, allow_unicode=True)
-    tmp = f"{path}.tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, str(path), overwrite=True)
+    atomic_write_text(path, yaml.safe_dump(exp.to_dict(), sort_keys=False, allow_unicode=True))

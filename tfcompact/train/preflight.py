@@ -26,7 +26,7 @@ def manifest_dir(data_path: str) -> str:
 
 def read_data_manifest(data_path: str, field: str) -> dict:
     """The validated manifest of a data directory (via the readers' `read_manifest`)."""
-    from pipelines.readers import read_manifest
+    from tfcompact.inputs.pretraining import read_manifest
 
     d = manifest_dir(data_path)
     if not tf.io.gfile.exists(os.path.join(d, "manifest.json")):

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 import tensorflow as tf
 
 from tfcompact.errors import ConfigError, DataError, UserError
+from tfcompact.files import atomic_write_text
 from tfcompact.train.experiment import Experiment, ModelSpec, TeacherSpec, dump_experiment
 from tfcompact.train.preflight import Placement, preflight, read_data_manifest
 from tfcompact.train.strategy import StrategyInfo, resolve_strategy
@@ -172,19 +173,6 @@ def _is_chief() -> bool:
     return int(os.environ.get("CLOUD_TPU_TASK_ID", os.environ.get("TPU_WORKER_ID", "0")) or 0) == 0
 
 
-def _atomic_write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with tf.io.gfile.GFile(tmp, "w") as f:
-            f.write(text)
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-    except (tf.errors.OpError, OSError) as e:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.remove(tmp)
-        text = getattr(e, "message", None) or str(e)
-        raise UserError(f"{path}: cannot write ({text.strip().splitlines()[0]})") from None
-
-
 def write_model_dir(model_dir: str, arch: str, config, preset: str | None,
                     vocab: str | None, sentence_head: str | None) -> None:
     """tfcompact.json (+ vocab.txt) via tfcompact.modeldir (tf.io.gfile: local or gs://)."""
@@ -200,7 +188,7 @@ def _naming_damaged_shards(data: str, manifest: Mapping):
     try:
         yield
     except tf.errors.DataLossError as e:
-        from pipelines.readers import data_loss_error
+        from tfcompact.inputs.pretraining import data_loss_error
 
         raise data_loss_error(data, e, manifest) from None
 
@@ -340,7 +328,7 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
     if exp.data.eval and exp.train.eval_steps:
         manifests["data.eval"] = read_data_manifest(exp.data.eval, "data.eval")
     if options.verify_data:
-        from pipelines.readers import verify_shards
+        from tfcompact.inputs.pretraining import verify_shards
 
         for field, manifest in manifests.items():
             verify_shards(exp.data.train if field == "data.train" else exp.data.eval, manifest)
@@ -412,8 +400,8 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
                 beta_2=o.beta_2, epsilon=o.epsilon, bias_correction=o.bias_correction,
                 global_clipnorm=o.clip_norm)
 
-        from pipelines.dynamic_masking import DynamicMaskingConfig
-        from pipelines.readers import pretraining_dataset
+        from tfcompact.inputs.dynamic_masking import DynamicMaskingConfig
+        from tfcompact.inputs.pretraining import pretraining_dataset
 
         train_manifest = manifests["data.train"]
         vocab = _default_vocab(exp, train_manifest)
@@ -573,7 +561,7 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
             "eval_history": eval_history,
         }
         if chief:
-            _atomic_write(os.path.join(model_dir, SUMMARY_FILE),
+            atomic_write_text(os.path.join(model_dir, SUMMARY_FILE),
                           json.dumps(summary, indent=2, default=float) + "\n")
         if status == "nonfinite":
             raise UserError(

@@ -1,6 +1,6 @@
 """Dynamic whole-word (and token) masking as TensorFlow ops, vectorised over a batch.
 
-The training reader (`pipelines.readers`) applies `mask_batch` after `batch()`, so every
+The training reader (`tfcompact.inputs.pretraining`) applies `mask_batch` after `batch()`, so every
 epoch sees a fresh mask without any Python in the input pipeline. Randomness is a counter-based
 hash keyed by (seed, element key): an element's mask depends only on the seed and its key (the
 reader uses the element's global position in the host's stream, which encodes epoch and index),

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import readers
-from pipelines.dynamic_masking import DynamicMaskingConfig
+from tfcompact.inputs import pretraining as readers
+from tfcompact.inputs.dynamic_masking import DynamicMaskingConfig
 from tfcompact.errors import ConfigError, DataError
 
 SEQ = 16

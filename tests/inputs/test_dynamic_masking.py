@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import readers
-from pipelines.dynamic_masking import (DynamicMaskingConfig, element_keys, mask_batch,
+from tfcompact.inputs import pretraining as readers
+from tfcompact.inputs.dynamic_masking import (DynamicMaskingConfig, element_keys, mask_batch,
                                        select_words)
 from tfcompact.errors import ConfigError
 

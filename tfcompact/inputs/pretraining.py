@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import tensorflow as tf
 
 from pipelines import writer
-from pipelines.dynamic_masking import DynamicMaskingConfig, element_keys, mask_examples
+from tfcompact.inputs.dynamic_masking import DynamicMaskingConfig, element_keys, mask_examples
 from tfcompact.errors import ConfigError, DataError
 
 MANIFEST_NAME = "manifest.json"
