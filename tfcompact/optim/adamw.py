@@ -7,15 +7,9 @@ which bias-corrects, uses epsilon 1e-7 and decays every variable unless told oth
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
-
 import keras
 
-from tfcompact.optim.base import (
-    DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
-    AdamFamilyOptimizer,
-    LearningRateMultipliers,
-)
+from tfcompact.optim.base import AdamFamilyOptimizer
 
 
 @keras.saving.register_keras_serializable(package="tfcompact")
@@ -28,33 +22,4 @@ class AdamWeightDecay(AdamFamilyOptimizer):
     """
 
     use_trust_ratio = False
-
-    def __init__(
-        self,
-        learning_rate=1e-3,
-        weight_decay_rate: float = 0.01,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-6,
-        exclude_from_weight_decay: Optional[Sequence[str]] = DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
-        bias_correction: bool = False,
-        global_clipnorm: Optional[float] = 1.0,
-        learning_rate_multipliers: Optional[LearningRateMultipliers] = None,
-        skip_nonfinite: bool = True,
-        name: str = "adam_weight_decay",
-        **kwargs,
-    ):
-        super().__init__(
-            learning_rate=learning_rate,
-            weight_decay_rate=weight_decay_rate,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            exclude_from_weight_decay=exclude_from_weight_decay,
-            bias_correction=bias_correction,
-            global_clipnorm=global_clipnorm,
-            learning_rate_multipliers=learning_rate_multipliers,
-            skip_nonfinite=skip_nonfinite,
-            name=name,
-            **kwargs,
-        )
+    default_name = "adam_weight_decay"

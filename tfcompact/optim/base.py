@@ -72,8 +72,9 @@ class AdamFamilyOptimizer(keras.optimizers.Optimizer):
     which a trainer's NaN guard can count without a cross-replica `cond`.
     """
 
-    #: Subclasses set this: whether the LAMB trust ratio is applied.
+    #: Subclasses set these: whether the LAMB trust ratio is applied, and the default name.
     use_trust_ratio: bool = False
+    default_name: str = "adam_family"
 
     def __init__(
         self,
@@ -87,7 +88,7 @@ class AdamFamilyOptimizer(keras.optimizers.Optimizer):
         global_clipnorm: Optional[float] = 1.0,
         learning_rate_multipliers: Optional[LearningRateMultipliers] = None,
         skip_nonfinite: bool = True,
-        name: str = "adam_family",
+        name: Optional[str] = None,
         **kwargs,
     ):
         # The Keras base class would clip per replica before the gradient all-reduce and apply
@@ -97,7 +98,7 @@ class AdamFamilyOptimizer(keras.optimizers.Optimizer):
             if kwargs.get(key):
                 raise ValueError(f"{type(self).__name__} does not support the Keras option {key}=")
             kwargs.pop(key, None)
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        super().__init__(learning_rate=learning_rate, name=name or self.default_name, **kwargs)
         self.weight_decay_rate = float(weight_decay_rate)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)

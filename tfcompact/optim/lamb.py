@@ -16,11 +16,7 @@ from typing import Optional, Sequence
 
 import keras
 
-from tfcompact.optim.base import (
-    DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
-    AdamFamilyOptimizer,
-    LearningRateMultipliers,
-)
+from tfcompact.optim.base import AdamFamilyOptimizer
 
 
 @keras.saving.register_keras_serializable(package="tfcompact")
@@ -36,36 +32,12 @@ class Lamb(AdamFamilyOptimizer):
 
     use_trust_ratio = True
 
-    def __init__(
-        self,
-        learning_rate=1e-3,
-        weight_decay_rate: float = 0.01,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-6,
-        exclude_from_weight_decay: Optional[Sequence[str]] = DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
-        exclude_from_layer_adaptation: Optional[Sequence[str]] = None,
-        bias_correction: bool = False,
-        global_clipnorm: Optional[float] = 1.0,
-        learning_rate_multipliers: Optional[LearningRateMultipliers] = None,
-        skip_nonfinite: bool = True,
-        name: str = "lamb",
-        **kwargs,
-    ):
-        super().__init__(
-            learning_rate=learning_rate,
-            weight_decay_rate=weight_decay_rate,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            exclude_from_weight_decay=exclude_from_weight_decay,
-            bias_correction=bias_correction,
-            global_clipnorm=global_clipnorm,
-            learning_rate_multipliers=learning_rate_multipliers,
-            skip_nonfinite=skip_nonfinite,
-            name=name,
-            **kwargs,
-        )
+    default_name = "lamb"
+
+    def __init__(self, learning_rate=1e-3,
+                 exclude_from_layer_adaptation: Optional[Sequence[str]] = None, **kwargs):
+        """Arguments as `AdamFamilyOptimizer`, plus `exclude_from_layer_adaptation`."""
+        super().__init__(learning_rate=learning_rate, **kwargs)
         if exclude_from_layer_adaptation is None:
             self.layer_adaptation_exclusions = self.weight_decay_exclusions
         else:
