@@ -98,7 +98,7 @@ def standin(args: argparse.Namespace) -> int:
             return report(results)
     shutil.copyfile(sw.REQUIREMENTS_FILE, os.path.join(stage, REQUIREMENTS_NAME))
     # cpu_smoke staged as submit stages an experiment (its data paths are the quickstart's).
-    shutil.copyfile(os.path.join(ROOT, "tpu_configs", "cpu_smoke.yaml"),
+    shutil.copyfile(os.path.join(ROOT, "tfcompact", "data", "cpu_smoke.yaml"),
                     os.path.join(stage, "cpu_smoke.yaml"))
 
     for name, cmd in install_steps(remote_dir=REMOTE_DIR, python=python, wheel=wheel_name()):

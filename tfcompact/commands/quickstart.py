@@ -4,7 +4,7 @@
    downloaded), holding out the last articles for evaluation;
 2. converts it to whole-word-masked TFRecords with SOP labels (the `create-data` converter,
    jieba segmentation, the People's Daily vocabulary packaged in tfcompact/data);
-3. pretrains a tiny ALBERT (tpu_configs/cpu_smoke.yaml) for a few hundred steps, printing a
+3. pretrains a tiny ALBERT (tfcompact/data/cpu_smoke.yaml) for a few hundred steps, printing a
    progress line per loop (loss, MLM accuracy, SOP accuracy, examples/s, ETA);
 4. exports the model directory as a TF1 checkpoint and as SavedModels (encoder +
    preprocessing), and prints the MLM accuracy curve.

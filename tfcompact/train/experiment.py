@@ -16,7 +16,7 @@ import pathlib
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
@@ -50,8 +50,9 @@ class DataSpec:
     eval: str | None = None
     # vocab.txt copied into the model directory (default: <train dir>/vocab.txt when present)
     vocab: str | None = None
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
+    # Taken from the data's manifest; a value given here is checked against it.
+    max_seq_length: int | None = None
+    max_predictions_per_seq: int | None = None
     shuffle_buffer: int = 1000
     # Whole-word masking inside tf.data for "unmasked" data (reader's DynamicMaskingConfig
     # fields may be given as a mapping; `true` takes the reader's defaults).
@@ -166,9 +167,16 @@ def tpu_configs_dir() -> pathlib.Path:
                       f"and {here.parent / 'tpu_configs'})")
 
 
+def cpu_example_path() -> pathlib.Path:
+    """The CPU example experiment (`cpu_smoke`, the quickstart's), shipped with the package's
+    demo data: `tpu_configs/` holds only accelerator experiments."""
+    return pathlib.Path(__file__).resolve().parent.parent / "data" / "cpu_smoke.yaml"
+
+
 def list_experiment_files() -> list[pathlib.Path]:
-    """Every shipped experiment YAML, sorted by name."""
-    return sorted(tpu_configs_dir().glob("*.yaml"))
+    """Every shipped experiment YAML: the accelerator experiments, sorted by name, then the
+    CPU example."""
+    return sorted(tpu_configs_dir().glob("*.yaml")) + [cpu_example_path()]
 
 
 def resolve_config_path(name_or_path: str) -> pathlib.Path:
@@ -178,12 +186,11 @@ def resolve_config_path(name_or_path: str) -> pathlib.Path:
         return p
     if os.sep not in name_or_path:
         stem = name_or_path[:-5] if name_or_path.endswith(".yaml") else name_or_path
-        shipped = tpu_configs_dir() / f"{stem}.yaml"
-        if shipped.is_file():
-            return shipped
-        names = [f.stem for f in list_experiment_files()]
-        close = difflib.get_close_matches(stem, names, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; shipped: {', '.join(names)}"
+        shipped = {f.stem: f for f in list_experiment_files()}
+        if stem in shipped:
+            return shipped[stem]
+        close = difflib.get_close_matches(stem, list(shipped), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; shipped: {', '.join(shipped)}"
         raise ConfigError(f"{name_or_path}: no such file and no shipped config of that name{hint}")
     raise ConfigError(f"{name_or_path}: no such experiment config file")
 
@@ -342,47 +349,55 @@ def _build(cls: type, raw: Any, prefix: str, source: str, lines: Mapping[str, in
     return cls(**kwargs)
 
 
-def _check(exp: Experiment, lines: Mapping[str, int | str]) -> None:
-    src = exp.source
+Fail = Callable[[str, str], None]
 
+
+def _failer(source: str, lines: Mapping[str, int | str]) -> Fail:
+    """fail(key, message): a ConfigError naming the file and the key's line (or --set item)."""
     def fail(key: str, msg: str) -> None:
         line = lines.get(key)
         if isinstance(line, str):
-            raise ConfigError(f"{src} ({line}): '{key}' {msg}")
-        raise ConfigError(f"{src}:{line}: '{key}' {msg}" if line else f"{src}: '{key}' {msg}")
+            raise ConfigError(f"{source} ({line}): '{key}' {msg}")
+        raise ConfigError(f"{source}:{line}: '{key}' {msg}" if line else f"{source}: '{key}' {msg}")
 
-    m = exp.model
+    return fail
+
+
+def _check_model(m: ModelSpec, fail: Fail) -> None:
     if bool(m.preset) == bool(m.config_file):
         fail("model", "needs exactly one of 'preset' or 'config_file'")
     if m.config_file and not m.arch:
         fail("model.arch", f"is required with model.config_file (one of {', '.join(ARCHITECTURES)})")
     if m.arch and m.arch not in ARCHITECTURES:
         fail("model.arch", f"must be one of {', '.join(ARCHITECTURES)}, got {m.arch!r}")
-    if not exp.data.train:
-        fail("data.train", "is required (a directory written by `tfcompact create-data`, or a glob)")
-    for key, value in (("data.max_seq_length", exp.data.max_seq_length),
-                       ("data.max_predictions_per_seq", exp.data.max_predictions_per_seq),
-                       ("train.batch_size", exp.train.batch_size),
-                       ("train.total_steps", exp.train.total_steps),
-                       ("train.steps_per_loop", exp.train.steps_per_loop),
-                       ("train.checkpoint_every", exp.train.checkpoint_every),
-                       ("train.keep_checkpoints", exp.train.keep_checkpoints),
-                       ("train.max_nonfinite_steps", exp.train.max_nonfinite_steps),
-                       ("train.gradient_accumulation_steps",
-                        exp.train.gradient_accumulation_steps)):
-        if value <= 0:
+
+
+def _check_counts(exp: Experiment, fail: Fail) -> None:
+    """Sizes, steps and intervals: positive, or >= 0 where 0 switches something off."""
+    d, t = exp.data, exp.train
+    for key, value in (("data.max_seq_length", d.max_seq_length),
+                       ("data.max_predictions_per_seq", d.max_predictions_per_seq),
+                       ("train.batch_size", t.batch_size), ("train.total_steps", t.total_steps),
+                       ("train.steps_per_loop", t.steps_per_loop),
+                       ("train.checkpoint_every", t.checkpoint_every),
+                       ("train.keep_checkpoints", t.keep_checkpoints),
+                       ("train.max_nonfinite_steps", t.max_nonfinite_steps),
+                       ("train.gradient_accumulation_steps", t.gradient_accumulation_steps)):
+        if value is not None and value <= 0:
             fail(key, f"must be positive, got {value}")
-    for key, value in (("train.eval_every", exp.train.eval_every),
-                       ("train.eval_steps", exp.train.eval_steps),
+    for key, value in (("train.eval_every", t.eval_every), ("train.eval_steps", t.eval_steps),
                        ("optimizer.warmup_steps", exp.optimizer.warmup_steps),
-                       ("data.shuffle_buffer", exp.data.shuffle_buffer)):
+                       ("data.shuffle_buffer", d.shuffle_buffer)):
         if value < 0:
             fail(key, f"must be >= 0, got {value}")
-    if exp.data.max_predictions_per_seq > exp.data.max_seq_length:
+    if None not in (d.max_seq_length, d.max_predictions_per_seq) and \
+            d.max_predictions_per_seq > d.max_seq_length:
         fail("data.max_predictions_per_seq", "must not exceed data.max_seq_length")
-    if exp.optimizer.name not in OPTIMIZERS:
-        fail("optimizer.name", f"must be one of {', '.join(OPTIMIZERS)}, got {exp.optimizer.name!r}")
-    o = exp.optimizer
+
+
+def _check_optimizer(o: OptimizerSpec, fail: Fail) -> None:
+    if o.name not in OPTIMIZERS:
+        fail("optimizer.name", f"must be one of {', '.join(OPTIMIZERS)}, got {o.name!r}")
     for key, value, ok, expected in (
             ("optimizer.learning_rate", o.learning_rate, o.learning_rate > 0, "positive"),
             ("optimizer.end_learning_rate", o.end_learning_rate,
@@ -397,35 +412,48 @@ def _check(exp: Experiment, lines: Mapping[str, int | str]) -> None:
              "positive or null (no clipping)")):
         if not ok:
             fail(key, f"must be {expected}, got {value}")
+
+
+def _check_distillation(d: DistillationSpec, fail: Fail) -> None:
+    if d.kind not in DISTILLATION_KINDS:
+        fail("distillation.kind", f"must be one of {', '.join(DISTILLATION_KINDS)}, got "
+                                  f"{d.kind!r}")
+    t = d.teacher
+    if bool(t.preset) == bool(t.config_file):
+        fail("distillation.teacher", "needs exactly one of 'preset' or 'config_file'")
+    if t.config_file and not t.arch:
+        fail("distillation.teacher.arch", "is required with a teacher config_file")
+    if not t.checkpoint:
+        fail("distillation.teacher.checkpoint", "is required (the teacher's trained weights)")
+    for name, w in d.weights.items():
+        if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) \
+                or w < 0:
+            fail(f"distillation.weights.{name}", f"must be a finite number >= 0, got {w!r}")
+    if d.steps_per_layer < 0:
+        fail("distillation.steps_per_layer", f"must be >= 0, got {d.steps_per_layer}")
+    if not 0.0 <= d.ground_truth_ratio <= 1.0:
+        fail("distillation.ground_truth_ratio", "must be in [0, 1]")
+
+
+def _check(exp: Experiment, lines: Mapping[str, int | str]) -> None:
+    """Every value in range and every combination consistent; errors name key and line."""
+    fail = _failer(exp.source, lines)
+    _check_model(exp.model, fail)
+    if not exp.data.train:
+        fail("data.train", "is required (a directory written by `tfcompact create-data`, or a glob)")
+    _check_counts(exp, fail)
+    _check_optimizer(exp.optimizer, fail)
     if exp.train.precision not in PRECISIONS:
         fail("train.precision", f"must be one of {', '.join(PRECISIONS)}, got "
                                 f"{exp.train.precision!r}")
     if exp.train.eval_steps and not exp.data.eval:
         fail("train.eval_steps", "needs data.eval (held-out shards)")
-    d = exp.distillation
-    if d is not None:
-        if d.kind not in DISTILLATION_KINDS:
-            fail("distillation.kind", f"must be one of {', '.join(DISTILLATION_KINDS)}, got "
-                                      f"{d.kind!r}")
-        t = d.teacher
-        if bool(t.preset) == bool(t.config_file):
-            fail("distillation.teacher", "needs exactly one of 'preset' or 'config_file'")
-        if t.config_file and not t.arch:
-            fail("distillation.teacher.arch", "is required with a teacher config_file")
-        if not t.checkpoint:
-            fail("distillation.teacher.checkpoint", "is required (the teacher's trained weights)")
-        for name, w in d.weights.items():
-            if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) \
-                    or w < 0:
-                fail(f"distillation.weights.{name}", f"must be a finite number >= 0, got {w!r}")
-        if d.steps_per_layer < 0:
-            fail("distillation.steps_per_layer", f"must be >= 0, got {d.steps_per_layer}")
-        if not 0.0 <= d.ground_truth_ratio <= 1.0:
-            fail("distillation.ground_truth_ratio", "must be in [0, 1]")
+    if exp.distillation is not None:
+        _check_distillation(exp.distillation, fail)
 
 
 def experiment_from_dict(raw: Mapping, source: str = "<dict>",
-                         overrides: Sequence[str] = (), _lines: Mapping[str, int] | None = None
+                         overrides: Sequence[str] = (), _lines: Mapping[str, int | str] | None = None
                          ) -> Experiment:
     """Validate a raw mapping (as read from YAML) into an `Experiment`."""
     raw = apply_overrides(dict(raw or {}), overrides)
@@ -439,16 +467,47 @@ def experiment_from_dict(raw: Mapping, source: str = "<dict>",
     return exp
 
 
-def load_experiment(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Experiment:
-    """Read and validate an experiment YAML (a path or the name of a shipped config)."""
-    p = resolve_config_path(str(path))
-    text = p.read_text(encoding="utf-8")
-    source = str(p)
-    lines = _line_map(text, source)
+def _merge(base: Mapping, child: Mapping) -> dict:
+    """`base` with `child`'s values: sections merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in child.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            value = _merge(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def _read_yaml(path: pathlib.Path, chain: tuple[pathlib.Path, ...] = ()
+               ) -> tuple[dict, dict[str, int | str]]:
+    """(raw mapping, dotted key -> line) of an experiment file, with its `base:` file (a name
+    next to it, itself possibly with a base) merged under it. Lines of keys that come from a
+    base read `<base file>:<line>`."""
+    text = path.read_text(encoding="utf-8")
+    lines: dict[str, int | str] = dict(_line_map(text, str(path)))
     raw = yaml.safe_load(text)
     if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of sections")
-    return experiment_from_dict(raw or {}, source=source, overrides=overrides, _lines=lines)
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    raw = raw or {}
+    if "base" not in raw:
+        return raw, lines
+    name = raw.pop("base")
+    base = path.parent / str(name)
+    if not isinstance(name, str) or not base.is_file():
+        raise ConfigError(f"{path}:{lines['base']}: 'base' must name an experiment file next to "
+                          f"it, got {name!r}")
+    if base.resolve() in chain + (path.resolve(),):
+        raise ConfigError(f"{path}:{lines['base']}: 'base' {name} includes this file again")
+    base_raw, base_lines = _read_yaml(base, chain + (path.resolve(),))
+    inherited = {k: v if isinstance(v, str) else f"{base.name}:{v}" for k, v in base_lines.items()}
+    return _merge(base_raw, raw), {**inherited, **lines}
+
+
+def load_experiment(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Experiment:
+    """Read and validate an experiment YAML (a path or the name of a shipped config). A file
+    may start from another (`base: name.yaml`) and give only the values that differ."""
+    p = resolve_config_path(str(path))
+    raw, lines = _read_yaml(p)
+    return experiment_from_dict(raw, source=str(p), overrides=overrides, _lines=lines)
 
 
 def dump_experiment(exp: Experiment, path: str | os.PathLike) -> None:
