@@ -13,6 +13,7 @@ import os
 from typing import Iterator, Optional
 
 from tfcompact.errors import DataError
+from tfcompact.files import atomic_writer
 
 
 
@@ -88,27 +89,21 @@ def write_peoples_daily_text(out_path: str, max_bytes: Optional[int] = None) -> 
     """Write the corpus as converter input (UTF-8, one sentence a line, blank line between
     articles), stopping after the sentence that reaches `max_bytes`. Atomic (temp + rename).
     Returns {"bytes", "articles", "sentences", "words"}."""
-    tmp = f"{out_path}.tmp-{os.getpid()}"
     stats = {"bytes": 0, "articles": 0, "sentences": 0, "words": 0}
-    done = False
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with atomic_writer(out_path) as f:
         for article in iter_peoples_daily_articles():
             if stats["articles"]:
-                f.write("\n")
+                f.write(b"\n")
                 stats["bytes"] += 1
             stats["articles"] += 1
             for sentence in article:
-                line = "".join(sentence) + "\n"
+                line = ("".join(sentence) + "\n").encode("utf-8")
                 f.write(line)
-                stats["bytes"] += len(line.encode("utf-8"))
+                stats["bytes"] += len(line)
                 stats["sentences"] += 1
                 stats["words"] += len(sentence)
                 if max_bytes is not None and stats["bytes"] >= max_bytes:
-                    done = True
-                    break
-            if done:
-                break
-    os.replace(tmp, out_path)
+                    return stats
     return stats
 
 

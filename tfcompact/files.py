@@ -2,15 +2,30 @@
 failure the temporary file is removed and one line names the target.
 
 The one atomic write of the project, for local paths and for any path TensorFlow's file
-system layer knows (`gs://...`, where the rename is a copy and a delete). Local paths never
-import TensorFlow, so the corpus converter's workers stay TensorFlow-free.
+system layer knows (`gs://...`, where the rename is a copy and a delete), and the one check
+that an output is not one of the command's inputs. Local paths never import TensorFlow, so
+the corpus converter's workers stay TensorFlow-free.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import secrets
+from typing import BinaryIO, Iterator, Sequence
 
 from tfcompact.errors import UserError
+
+# `<name>.tmp-<pid>-<random>` (`temp_name`), or `<name>.tmp-<pid>` as older versions wrote.
+_TEMP_SUFFIX = re.compile(r"\.tmp-\d+(-[0-9a-f]{8})?$")
+
+
+class OutputError(UserError):
+    """An output file cannot be written; `reason` is the system's one-line explanation."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: cannot write ({reason})")
+        self.path, self.reason = path, reason
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -18,12 +33,12 @@ def is_remote(path: str | os.PathLike) -> bool:
     return "://" in os.fspath(path)
 
 
-def output_error(path: str | os.PathLike, error: BaseException) -> UserError:
+def output_error(path: str | os.PathLike, error: BaseException) -> OutputError:
     """The one-line error for an output file that cannot be written (disk full, read-only,
     a directory in the way, a bucket without permission, ...)."""
     text = getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
     first = text.strip().splitlines()[0] if str(text).strip() else type(error).__name__
-    return UserError(f"{os.fspath(path)}: cannot write ({first})")
+    return OutputError(os.fspath(path), first)
 
 
 def remove_if_present(path: str | os.PathLike) -> None:
@@ -46,10 +61,23 @@ def temp_name(path: str | os.PathLike) -> str:
     return f"{os.fspath(path)}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to a temporary sibling, then rename it over `path`: readers never see a
-    half-written file. If that fails the temporary file is removed and a UserError names
-    `path`. The file gets the user's umask like every other output."""
+def is_temp_name(name: str) -> bool:
+    """True for the name of a temporary file an atomic write leaves when it is killed."""
+    return _TEMP_SUFFIX.search(name) is not None
+
+
+def strip_temp_suffix(name: str) -> str:
+    """The name a temporary file was going to be renamed to (other names unchanged)."""
+    return _TEMP_SUFFIX.sub("", name)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, *, mode: int = 0o666) -> Iterator[BinaryIO]:
+    """A binary file on a temporary sibling of `path`, renamed over `path` when the block ends:
+    readers never see a half-written file. On any exception (also Ctrl-C) the temporary file
+    is removed; an OSError (or TensorFlow's error on gs://) becomes a one-line OutputError
+    naming `path`. Local files are created with `mode` minus the umask, never through a
+    symlink (`O_EXCL | O_NOFOLLOW`)."""
     path = os.fspath(path)
     tmp = temp_name(path)
     try:
@@ -57,22 +85,91 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             import tensorflow as tf
 
             with tf.io.gfile.GFile(tmp, "wb") as f:
-                f.write(data)
+                yield f
             tf.io.gfile.rename(tmp, path, overwrite=True)
             return
-        with open(tmp, "xb") as f:
-            f.write(data)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        with os.fdopen(os.open(tmp, flags, mode), "wb", buffering=1 << 20) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException as e:  # also on Ctrl-C: no temporary file is left behind
+    except BaseException as e:
         remove_if_present(tmp)
-        # OSError locally, tf.errors.OpError on gs://: one line naming the target.
         if isinstance(e, OSError) or type(e).__module__.startswith("tensorflow"):
             raise output_error(path, e) from None
         raise
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int = 0o666) -> None:
+    """Write `data` to `path` through `atomic_writer`. The file gets `mode` minus the umask
+    (the user's umask alone, like every other output, by default)."""
+    with atomic_writer(path, mode=mode) as f:
+        f.write(data)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """`atomic_write_bytes` of UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _inside(path: str, folder: str) -> bool:
+    """True when `path` lies strictly below `folder` (both resolved)."""
+    return path != folder and os.path.commonpath([path, folder]) == folder
+
+
+def input_relation(output: str, input_path: str) -> str | None:
+    """How an output path stands to an input path: "is", "contains", "lies inside", or None.
+    Both are resolved (symlinks, `..`, relative spellings; a hard link to the input "is" it);
+    an empty or remote input is never local output's concern."""
+    if not input_path or is_remote(input_path) or is_remote(output):
+        return None
+    out, src = os.path.realpath(output), os.path.realpath(input_path)
+    if out == src or (os.path.exists(out) and os.path.exists(src) and os.path.samefile(out, src)):
+        return "is"
+    if _inside(src, out):
+        return "contains"
+    if _inside(out, src):
+        return "lies inside"
+    return None
+
+
+def unwritable_reason(directory: str) -> str | None:
+    """Why new files cannot be created in an existing directory, or None if they can."""
+    if os.access(directory, os.W_OK | os.X_OK):
+        return None
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except (OSError, AttributeError):
+        pass
+    return "permission denied"
+
+
+def check_output_file(path: str, flag: str, inputs: Sequence[str] = (),
+                      overwrite: bool = False) -> str:
+    """Refuse an output file location before any work: empty, a directory or device, one of the
+    inputs, an existing file without `overwrite`, a missing or unwritable directory. Returns the
+    path to write (a symlink's target, so the link stays)."""
+    if not path:
+        raise UserError(f"{flag} is empty: expected a file path")
+    real = os.path.realpath(path)
+    for f in inputs:
+        relation = input_relation(real, f)
+        if relation:
+            what = "is also an --input file" if relation == "is" else f"{relation} the --input {f}"
+            raise UserError(f"{flag} {path}: {what}; writing it would destroy the input")
+    if os.path.isdir(real):
+        raise UserError(f"{flag} {path}: is a directory (expected the path of the file to write)")
+    if os.path.lexists(real):
+        if not os.path.isfile(real):
+            raise UserError(f"{flag} {path}: not a regular file ({real} is a device, pipe or socket)")
+        if not overwrite:
+            raise UserError(f"{flag} {path}: already exists (pass --overwrite to replace it)")
+    parent = os.path.dirname(real)
+    if not os.path.isdir(parent):
+        raise UserError(f"{flag} {path}: directory {parent} does not exist")
+    reason = unwritable_reason(parent)
+    if reason:
+        raise UserError(f"{flag} {path}: cannot write in {parent} ({reason})")
+    return real

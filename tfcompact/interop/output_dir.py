@@ -32,36 +32,19 @@ import shutil
 from typing import Iterator, Sequence
 
 from tfcompact.errors import UserError
+from tfcompact.files import input_relation, is_remote
 
 MARKER = ".tfcompact-output.json"
 
 Inputs = Sequence[tuple[str, str]]   # (flag, path), e.g. ("--model_dir", "runs/m")
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def _inside(path: str, folder: str) -> bool:
-    """True when `path` lies strictly below `folder` (both resolved)."""
-    return path != folder and os.path.commonpath([path, folder]) == folder
-
-
 def _check_not_an_input(output: str, real: str, inputs: Inputs) -> None:
     for flag, path in inputs:
-        if not path or _is_remote(path):
-            continue
-        src = os.path.realpath(path)
-        if src == real:
-            relation = "is"
-        elif _inside(src, real):
-            relation = "contains"
-        elif _inside(real, src):
-            relation = "lies inside"
-        else:
-            continue
-        raise UserError(f"--output {output} {relation} the {flag} {path}; an output may never be, "
-                        "contain or lie inside an input: choose another directory")
+        relation = input_relation(real, path)
+        if relation:
+            raise UserError(f"--output {output} {relation} the {flag} {path}; an output may never "
+                            "be, contain or lie inside an input: choose another directory")
 
 
 def listing(directory: str) -> list[str]:
@@ -145,7 +128,7 @@ def check_output_dir(output: str, *, kind: str, inputs: Inputs = (), overwrite: 
     if output.startswith("~"):
         raise UserError(f"--output {output}: a literal ~ (the shell expands it only at the start of a "
                         "word, not after --output=); write $HOME or put a space after --output")
-    if _is_remote(output):
+    if is_remote(output):
         raise UserError(
             f"--output {output}: write exports to a local directory and copy them with gsutil/"
             "gcloud storage afterwards (a remote rename is not atomic)")

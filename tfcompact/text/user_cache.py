@@ -13,6 +13,8 @@ import os
 import stat
 import sys
 
+from tfcompact.files import OutputError, atomic_write_bytes
+
 _WARNED: set = set()
 
 
@@ -72,20 +74,16 @@ def write_private(name: str, data: bytes) -> None:
     with mode 0700). A failure is reported with a warning: the cache only saves time."""
     path = cache_path(name)
     directory = os.path.dirname(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         problem = _not_private(os.stat(directory))
-        if problem is not None:
-            warn(f"not writing cache {path}: its directory is {problem}")
-            return
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
     except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
         warn(f"cannot write cache {path} ({e.strerror}); later runs rebuild it")
+        return
+    if problem is not None:
+        warn(f"not writing cache {path}: its directory is {problem}")
+        return
+    try:  # never group/world-writable, whatever the umask: read_private would refuse it
+        atomic_write_bytes(path, data, mode=0o644)
+    except OutputError as e:
+        warn(f"cannot write cache {path} ({e.reason}); later runs rebuild it")
