@@ -43,8 +43,11 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import corpus, create_data, writer
+from pipelines import create_data, writer
 from tfcompact.errors import DataError, UserError
+from tfcompact.files import atomic_writer, is_remote, temp_name
+from tfcompact.inputs.manifest import MANIFEST_NAME, VOCAB_NAME, manifest_bytes, shard_entry
+from tfcompact.text import corpus
 
 TMP_PREFIX = ".tfcompact-beam-tmp-"
 _COPY_BLOCK = 1 << 22
@@ -53,12 +56,8 @@ _COPY_BLOCK = 1 << 22
 # ---------------------------------------------------------------------------------------------
 # Files on any Beam filesystem
 # ---------------------------------------------------------------------------------------------
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
 def _join(directory: str, *names: str) -> str:
-    return FileSystems.join(directory, *names) if _is_remote(directory) else os.path.join(
+    return FileSystems.join(directory, *names) if is_remote(directory) else os.path.join(
         directory, *names)
 
 
@@ -66,9 +65,9 @@ def expand_inputs(patterns: Sequence[str] | str) -> list[str]:
     """Input globs -> sorted files (local globs as the converter expands them)."""
     if isinstance(patterns, str):
         patterns = [p for p in patterns.split(",") if p]
-    local = [p for p in patterns if not _is_remote(p)]
+    local = [p for p in patterns if not is_remote(p)]
     files = corpus.expand_inputs(local) if local else []
-    for pattern in (p for p in patterns if _is_remote(p)):
+    for pattern in (p for p in patterns if is_remote(p)):
         matched = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
         if not matched:
             raise UserError(f"--input {pattern}: no such file(s)")
@@ -78,7 +77,7 @@ def expand_inputs(patterns: Sequence[str] | str) -> list[str]:
 
 def input_size(path: str) -> int:
     """Uncompressed text bytes of an input (the converter plans shards on these)."""
-    if not _is_remote(path):
+    if not is_remote(path):
         return corpus.uncompressed_size(path)
     if not corpus.is_gzip(path):
         return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
@@ -95,7 +94,7 @@ _LOCAL_COPIES: dict = {}
 
 def local_path(path: str) -> str:
     """A local file with the content of `path` (remote inputs are copied once per worker)."""
-    if not _is_remote(path):
+    if not is_remote(path):
         return path
     if path not in _LOCAL_COPIES:
         suffix = ".gz" if corpus.is_gzip(path) else ".txt"
@@ -112,15 +111,27 @@ def _with_local_vocab(cfg: create_data.ConvertConfig) -> create_data.ConvertConf
 
 
 def _write_atomically(path: str, chunks: Iterable[bytes]) -> tuple[int, str]:
-    """Write to a temporary name, then rename; returns (bytes, sha256 hex)."""
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    """Write to a temporary name, then rename; returns (bytes, sha256 hex). Local paths go
+    through the project's atomic write; other file systems (gs://, hdfs://, s3://) through
+    Beam's FileSystems, which every worker has without importing TensorFlow."""
     digest, size = hashlib.sha256(), 0
-    with FileSystems.create(tmp, mime_type="application/octet-stream",
-                            compression_type=CompressionTypes.UNCOMPRESSED) as f:
+
+    def copy(f) -> None:
+        nonlocal size
         for chunk in chunks:
             f.write(chunk)
             digest.update(chunk)
             size += len(chunk)
+
+    if not is_remote(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # as Beam's local FileSystem does
+        with atomic_writer(path) as f:
+            copy(f)
+        return size, digest.hexdigest()
+    tmp = temp_name(path)
+    with FileSystems.create(tmp, mime_type="application/octet-stream",
+                            compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        copy(f)
     if FileSystems.exists(path):  # a retried bundle: same deterministic content
         FileSystems.delete([path])
     FileSystems.rename([tmp], [path])
@@ -172,33 +183,6 @@ def plan_conversion(cfg: create_data.ConvertConfig) -> Plan:
     return Plan(cfg=cfg, files=files, sizes=sizes, num_shards=num_shards,
                 shards=create_data.shard_plan(sizes, num_shards), vocab_size=len(vocab),
                 vocab_md5=vocab.md5, special_ids=vocab.special_ids, segmenter=seg)
-
-
-def build_manifest(plan: Plan, shards: Sequence[dict]) -> dict:
-    """manifest.json content, field for field as `run_conversion` writes it."""
-    from tfcompact import __version__
-
-    cfg = plan.cfg
-    return {
-        "format_version": writer.FORMAT_VERSION,
-        "schema": cfg.schema,
-        "max_seq_length": cfg.max_seq_length,
-        "max_predictions_per_seq": cfg.max_predictions_per_seq,
-        "vocab_size": plan.vocab_size,
-        "vocab_md5": plan.vocab_md5,
-        "do_lower_case": cfg.do_lower_case,
-        "special_ids": plan.special_ids,
-        "masking": cfg.masking,
-        "pair_task": cfg.pair_task,
-        "dupe_factor": cfg.dupe_factor,
-        "seed": cfg.seed,
-        "segmenter": plan.segmenter,
-        "num_instances": sum(s["num_instances"] for s in shards),
-        "shards": [writer.shard_entry(s["file"], s["num_instances"], s["sha256"], s["bytes"])
-                   for s in shards],
-        "inputs": [f if _is_remote(f) else os.path.abspath(f) for f in plan.files],
-        "created_by": f"tfcompact {__version__}",
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,21 +307,22 @@ class WriteManifest(beam.DoFn):
         infos = sorted(infos, key=lambda i: i["index"])
         if [i["index"] for i in infos] != list(range(self.plan.num_shards)):
             raise DataError(f"{self.plan.cfg.output_dir}: shards missing after the pipeline ran")
-        manifest = build_manifest(self.plan, infos)
-        with open(local_path(self.plan.cfg.vocab_path), "rb") as f:  # as the converter does
-            _write_atomically(_join(self.plan.cfg.output_dir, writer.VOCAB_NAME), [f.read()])
-        with tempfile.TemporaryDirectory() as local:
-            writer.write_manifest(local, manifest)  # the converter's exact JSON bytes
-            with open(os.path.join(local, writer.MANIFEST_NAME), "rb") as f:
-                data = f.read()
-        _write_atomically(_join(self.plan.cfg.output_dir, writer.MANIFEST_NAME), [data])
+        plan = self.plan
+        shards = [shard_entry(i["file"], i["num_instances"], i["sha256"], i["bytes"])
+                  for i in infos]
+        manifest = create_data.conversion_manifest(
+            plan.cfg, plan.vocab_size, plan.vocab_md5, plan.special_ids, plan.segmenter, shards,
+            plan.files)
+        with open(local_path(plan.cfg.vocab_path), "rb") as f:  # as the converter does
+            _write_atomically(_join(plan.cfg.output_dir, VOCAB_NAME), [f.read()])
+        _write_atomically(_join(plan.cfg.output_dir, MANIFEST_NAME), [manifest_bytes(manifest)])
         _delete_tree(self.tmp_dir)
         yield manifest
 
 
 def _delete_tree(directory: str) -> None:
     """Remove the part files (object stores have no directories; local ones are removed)."""
-    if _is_remote(directory):
+    if is_remote(directory):
         found = FileSystems.match([_join(directory, "*")])[0].metadata_list
         if found:
             FileSystems.delete([m.path for m in found])
@@ -379,7 +364,7 @@ def build_pipeline(pipeline: beam.Pipeline, plan: Plan,
 
 def check_output_dir(output_dir: str) -> None:
     """The output directory must be new or empty (a Beam run does not resume; runners retry)."""
-    if _is_remote(output_dir):
+    if is_remote(output_dir):
         found = FileSystems.match([_join(output_dir, "*")])[0].metadata_list
         names = [m.path for m in found]
     else:
@@ -404,22 +389,14 @@ def run_beam_conversion(cfg: create_data.ConvertConfig,
         # The directory was empty before: leave it empty again (no manifest was written).
         _delete_tree(tmp_dir)
         written = [_join(cfg.output_dir, writer.shard_name(k, plan.num_shards))
-                   for k in range(plan.num_shards)] + [_join(cfg.output_dir, writer.VOCAB_NAME)]
+                   for k in range(plan.num_shards)] + [_join(cfg.output_dir, VOCAB_NAME)]
         written = [w for w in written if FileSystems.exists(w)]
         if written:
             FileSystems.delete(written)
         raise
-    path = _join(cfg.output_dir, writer.MANIFEST_NAME)
+    path = _join(cfg.output_dir, MANIFEST_NAME)
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         return json.loads(f.read().decode("utf-8"))
-
-
-def _bool(v: str) -> bool:
-    if v.lower() in ("1", "true", "yes"):
-        return True
-    if v.lower() in ("0", "false", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None
@@ -428,31 +405,10 @@ def parse_args(argv: Optional[Sequence[str]] = None
     parser = argparse.ArgumentParser(
         description="create-data as an Apache Beam pipeline; other flags go to Beam "
                     "(--runner, --project, --num_workers, ...)")
-    parser.add_argument("--input", required=True, help="glob(s) of .txt/.gz files, comma-separated")
-    parser.add_argument("--vocab", required=True, help="vocab.txt (BERT layout)")
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--max_seq_length", type=int, default=128)
-    parser.add_argument("--max_predictions_per_seq", type=int, default=20)
-    parser.add_argument("--masking", choices=("wwm", "ngram", "token", "none"), default="wwm")
-    parser.add_argument("--pair_task", choices=("nsp", "sop", "none"), default="sop")
-    parser.add_argument("--dupe_factor", type=int, default=5)
-    parser.add_argument("--short_seq_prob", type=float, default=0.1)
-    parser.add_argument("--masked_lm_prob", type=float, default=0.15)
-    parser.add_argument("--num_shards", type=int, default=0, help="0: 8, or one per 32 MiB")
-    parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--segmenter", choices=("jieba", "rjieba", "presegmented"),
-                        default="jieba")
-    parser.add_argument("--do_lower_case", type=_bool, default=True)
-    parser.add_argument("--errors", choices=("skip", "fail"), default="fail")
+    create_data.add_conversion_arguments(parser)
     args, beam_args = parser.parse_known_args(argv)
-    cfg = create_data.ConvertConfig(
-        inputs=expand_inputs(args.input), vocab_path=args.vocab, output_dir=args.output_dir,
-        max_seq_length=args.max_seq_length, max_predictions_per_seq=args.max_predictions_per_seq,
-        masking=args.masking, pair_task=args.pair_task, dupe_factor=args.dupe_factor,
-        short_seq_prob=args.short_seq_prob, masked_lm_prob=args.masked_lm_prob,
-        num_shards=args.num_shards, seed=args.seed, segmenter=args.segmenter,
-        do_lower_case=args.do_lower_case, errors=args.errors)
-    return cfg, PipelineOptions(beam_args)
+    return (create_data.conversion_config(args, expand_inputs(args.input)),
+            PipelineOptions(beam_args))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

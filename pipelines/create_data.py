@@ -2,7 +2,7 @@
 
 Plan: the input files (in sorted order) are seen as one byte stream of T bytes; output shard k
 takes the documents whose boundary lies in bytes [k*T/N, (k+1)*T/N) (see
-`pipelines.corpus.iter_documents`). Each shard is one unit of work, done by one worker
+`tfcompact.text.corpus.iter_documents`). Each shard is one unit of work, done by one worker
 process, from its own seeds, so:
 
 - memory: a worker holds one window of documents (about `window_chars` characters) and the
@@ -24,6 +24,7 @@ instances are masked, serialised, shuffled within the window and appended to the
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import gc
 import hashlib
@@ -46,8 +47,16 @@ try:
 except ImportError:  # pragma: no cover - Windows: output directories are not locked
     fcntl = None
 
-from pipelines import corpus, instances, masking, writer
+from pipelines import instances, masking, writer
+from pipelines.corpus import iter_tfds_documents
 from tfcompact.errors import DataError, UserError
+from tfcompact.files import (atomic_write_bytes, atomic_writer, is_remote, is_temp_name,
+                             output_error, remove_if_present, strip_temp_suffix,
+                             unwritable_reason)
+from tfcompact.inputs.manifest import (MANIFEST_NAME, SCHEMA_MASKED, SCHEMA_UNMASKED,
+                                       VOCAB_NAME, build_manifest, load_manifest, shard_entry,
+                                       shard_mismatch, vocab_beside, write_manifest)
+from tfcompact.text import corpus
 
 RUN_FILE = ".tfcompact-create-data.json"
 WORK_DIR = ".tfcompact-work"
@@ -124,7 +133,7 @@ class ConvertConfig:
 
     @property
     def schema(self) -> str:
-        return writer.SCHEMA_UNMASKED if self.masking == "none" else writer.SCHEMA_MASKED
+        return SCHEMA_UNMASKED if self.masking == "none" else SCHEMA_MASKED
 
     @property
     def uses_segmenter(self) -> bool:
@@ -270,7 +279,8 @@ class _ShardWriter:
         if self.mask_cfg is None:
             return writer.batch_to_example_bytes(
                 tokens, segs, lengths, labels, word_ids=instances.word_ids_batch(starts, maskable))
-        masked, positions, lm_ids, counts = masking.mask_batch(tokens, starts, maskable, lengths, rng, self.mask_cfg)
+        masked, positions, lm_ids, counts = masking.static_mask_batch(
+            tokens, starts, maskable, lengths, rng, self.mask_cfg)
         return writer.batch_to_example_bytes(
             masked, segs, lengths, labels, masked_lm_positions=positions, masked_lm_ids=lm_ids,
             num_predictions=counts)
@@ -282,40 +292,31 @@ def convert_shard(cfg: ConvertConfig, files: Sequence[str], parts: Sequence[tupl
     tok, seg = _worker_resources(cfg)
     name = writer.shard_name(shard_index, num_shards)
     final = os.path.join(cfg.output_dir, name)
-    tmp = f"{final}.tmp-{os.getpid()}"
     progress = _WORKER.get("queue")
     stats = corpus.ReadStats()
     reported = 0
     last_report = time.monotonic()
     digest = hashlib.sha256()  # of the bytes as written: no second read of the shard
-    try:
-        with open(tmp, "wb", buffering=1 << 20) as f:
-            out = _HashingWriter(f, digest)
-            sw = _ShardWriter(cfg, shard_index, tok, seg, out)
-            for fi, start, end in parts:
-                for doc in corpus.iter_documents(files[fi], errors=cfg.errors, start=start, end=end, stats=stats):
-                    sw.add_document(fi, doc)
-                    now = time.monotonic()
-                    if progress is not None and now - last_report > 0.5:
-                        progress.put((shard_index, stats.bytes_read - reported, sw.num_instances))
-                        reported, last_report = stats.bytes_read, now
-            sw.flush()
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except OSError as e:  # reading errors are DataErrors already: this is the output side
-        writer.remove_if_present(tmp)
-        raise writer.output_error(final, e) from None
-    except BaseException:
-        writer.remove_if_present(tmp)
-        raise
+    # Reading errors are DataErrors already: an OSError here is the output side.
+    with atomic_writer(final) as f:
+        out = _HashingWriter(f, digest)
+        sw = _ShardWriter(cfg, shard_index, tok, seg, out)
+        for fi, start, end in parts:
+            for doc in corpus.iter_documents(files[fi], errors=cfg.errors, start=start, end=end,
+                                             stats=stats):
+                sw.add_document(fi, doc)
+                now = time.monotonic()
+                if progress is not None and now - last_report > 0.5:
+                    progress.put((shard_index, stats.bytes_read - reported, sw.num_instances))
+                    reported, last_report = stats.bytes_read, now
+        sw.flush()
     info = {
         "file": name, "num_instances": sw.num_instances, "sha256": digest.hexdigest(),
         "bytes": out.size, "bytes_read": stats.bytes_read, "bad_lines": stats.bad_lines,
         "first_bad": stats.first_bad, "long_lines": stats.long_lines, "documents": stats.documents,
         "tokens": sw.tokens, "unk_tokens": sw.unk_tokens,
     }
-    writer.atomic_write_bytes(_done_path(cfg.output_dir, name), json.dumps(info).encode())
+    atomic_write_bytes(_done_path(cfg.output_dir, name), json.dumps(info).encode())
     if progress is not None:
         progress.put((shard_index, stats.bytes_read - reported, sw.num_instances))
     return info
@@ -348,13 +349,10 @@ def _done_path(output_dir: str, shard_file: str) -> str:
 # converter's workers, which would otherwise each pay about 590 MB for importing it).
 # ---------------------------------------------------------------------------------------------
 def _export_tfds(spec: str, data_dir: Optional[str], out_path: str) -> None:
-    tmp = out_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for doc in corpus.iter_tfds_documents(spec, data_dir):
-            for s in doc.sentences:
-                f.write(s.replace("\n", " ") + "\n")
-            f.write("\n")
-    os.replace(tmp, out_path)
+    with atomic_writer(out_path) as f:
+        for doc in iter_tfds_documents(spec, data_dir):
+            f.write("".join(s.replace("\n", " ") + "\n" for s in doc.sentences).encode("utf-8"))
+            f.write(b"\n")
 
 
 def _export_tfds_main(spec, data_dir, out_path, errq) -> None:
@@ -413,13 +411,13 @@ def _settings_and_content(record: dict) -> tuple[dict, list]:
 
 
 def _is_ours(name: str, num_shards: Optional[int]) -> bool:
-    if name in (writer.MANIFEST_NAME, writer.VOCAB_NAME, RUN_FILE, WORK_DIR, PREVIOUS_DIR):
+    if name in (MANIFEST_NAME, VOCAB_NAME, RUN_FILE, WORK_DIR, PREVIOUS_DIR):
         return True
-    base = re.sub(r"\.tmp-\d+$", "", name)
+    base = strip_temp_suffix(name)
     m = _SHARD_RE.match(base)
     if m:
         return num_shards is None or int(m.group(2)) == num_shards
-    return base in (writer.MANIFEST_NAME, writer.VOCAB_NAME, RUN_FILE)
+    return base in (MANIFEST_NAME, VOCAB_NAME, RUN_FILE)
 
 
 def check_output_dir(output_dir: str) -> None:
@@ -431,7 +429,7 @@ def check_output_dir(output_dir: str) -> None:
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
         raise UserError(f"--output_dir {output_dir}: {parent} is not a directory")
-    reason = writer.unwritable_reason(parent)
+    reason = unwritable_reason(parent)
     if reason:
         raise UserError(f"--output_dir {output_dir}: cannot write in {parent} ({reason})")
 
@@ -509,7 +507,7 @@ class _OutputChanges:
             if rel.endswith(os.sep):
                 shutil.rmtree(path, ignore_errors=True)
             else:
-                writer.remove_if_present(path)
+                remove_if_present(path)
         root = os.path.join(self.output_dir, PREVIOUS_DIR)
         for rel in self.aside:
             os.makedirs(os.path.dirname(os.path.join(self.output_dir, rel)), exist_ok=True)
@@ -562,13 +560,72 @@ def prepare_output_dir(output_dir: str, record: dict, changes: _OutputChanges) -
         changes.set_aside(_our_files(output_dir))
         previous = None
     if previous is None:
-        writer.atomic_write_bytes(run_path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode())
+        atomic_write_bytes(run_path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode())
     # Leftovers of killed workers.
     for n in existing:
-        if re.search(r"\.tmp-\d+$", n) and os.path.exists(os.path.join(output_dir, n)):
+        if is_temp_name(n) and os.path.exists(os.path.join(output_dir, n)):
             os.remove(os.path.join(output_dir, n))
     os.makedirs(os.path.join(output_dir, WORK_DIR), exist_ok=True)
-    return previous is not None and os.path.exists(os.path.join(output_dir, writer.MANIFEST_NAME))
+    return previous is not None and os.path.exists(os.path.join(output_dir, MANIFEST_NAME))
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings from the command line, and the manifest of a conversion (shared with the Beam
+# pipeline, which produces the same output)
+# ---------------------------------------------------------------------------------------------
+def parse_bool(v: str) -> bool:
+    if v.lower() in ("1", "true", "yes"):
+        return True
+    if v.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
+
+
+def add_conversion_arguments(parser: argparse.ArgumentParser,
+                             input_help: str = "glob(s) of .txt/.gz files (comma-separated)") -> None:
+    """The flags of every setting in `ConvertConfig` that `conversion_config` reads."""
+    parser.add_argument("--input", required=True, help=input_help)
+    parser.add_argument("--vocab", required=True, help="vocab.txt (BERT layout)")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--max_seq_length", type=int, default=128)
+    parser.add_argument("--max_predictions_per_seq", type=int, default=20)
+    parser.add_argument("--masking", choices=masking.MASKING_MODES, default="wwm",
+                        help="none writes the unmasked format (word_ids) for dynamic masking")
+    parser.add_argument("--pair_task", choices=instances.PAIR_TASKS, default="sop")
+    parser.add_argument("--dupe_factor", type=int, default=5)
+    parser.add_argument("--short_seq_prob", type=float, default=0.1)
+    parser.add_argument("--masked_lm_prob", type=float, default=0.15)
+    parser.add_argument("--num_shards", type=int, default=0, help="0: 8, or one per 32 MiB of text")
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--segmenter", choices=("jieba", "rjieba", "presegmented"), default="jieba")
+    parser.add_argument("--do_lower_case", type=parse_bool, default=True)
+    parser.add_argument("--errors", choices=("skip", "fail"), default="fail",
+                        help="invalid UTF-8: fail (default) or skip the line")
+
+
+def conversion_config(args: argparse.Namespace, inputs: Sequence[str], **settings) -> ConvertConfig:
+    """The ConvertConfig of parsed `add_conversion_arguments` flags (+ `settings`)."""
+    return ConvertConfig(
+        inputs=list(inputs), vocab_path=args.vocab, output_dir=args.output_dir,
+        max_seq_length=args.max_seq_length, max_predictions_per_seq=args.max_predictions_per_seq,
+        masking=args.masking, pair_task=args.pair_task, dupe_factor=args.dupe_factor,
+        short_seq_prob=args.short_seq_prob, masked_lm_prob=args.masked_lm_prob,
+        num_shards=args.num_shards, seed=args.seed, segmenter=args.segmenter,
+        do_lower_case=args.do_lower_case, errors=args.errors, **settings)
+
+
+def conversion_manifest(cfg: ConvertConfig, vocab_size: int, vocab_md5: str, special_ids: dict,
+                        segmenter: dict, shards: Sequence[dict], files: Sequence[str]) -> dict:
+    """manifest.json of a conversion of `files` with `cfg` (the converter's and Beam's)."""
+    tfds = str(cfg.inputs[0]).startswith("tfds:")
+    return build_manifest(
+        schema=cfg.schema, max_seq_length=cfg.max_seq_length,
+        max_predictions_per_seq=cfg.max_predictions_per_seq, vocab_size=vocab_size,
+        vocab_md5=vocab_md5, do_lower_case=cfg.do_lower_case, special_ids=special_ids,
+        masking=cfg.masking, pair_task=cfg.pair_task, dupe_factor=cfg.dupe_factor, seed=cfg.seed,
+        segmenter=segmenter, shards=shards,
+        inputs=list(cfg.inputs) if tfds else [f if is_remote(f) else os.path.abspath(f)
+                                              for f in files])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -661,7 +718,7 @@ def _copy_vocab(cfg: ConvertConfig, vocab_md5: str) -> None:
         raise DataError(f"{cfg.vocab_path}: cannot read the vocabulary again ({e.strerror})") from None
     if hashlib.md5(raw).hexdigest() != vocab_md5:
         raise DataError(f"{cfg.vocab_path}: changed during the conversion; run create-data again")
-    writer.atomic_write_bytes(os.path.join(cfg.output_dir, writer.VOCAB_NAME), raw)
+    atomic_write_bytes(os.path.join(cfg.output_dir, VOCAB_NAME), raw)
 
 
 def _damaged_shards(output_dir: str, shards: Sequence[dict]) -> list[tuple[dict, str]]:
@@ -672,7 +729,7 @@ def _damaged_shards(output_dir: str, shards: Sequence[dict]) -> list[tuple[dict,
         if not os.path.isfile(path):
             damaged.append((shard, f"{path}: missing"))
             continue
-        problem = writer.shard_mismatch(path, shard, size=os.path.getsize(path))
+        problem = shard_mismatch(path, shard, size=os.path.getsize(path))
         if problem:
             damaged.append((shard, problem))
     return damaged
@@ -730,7 +787,7 @@ def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = Tr
         raise
     except OSError as e:  # the output side (input errors are DataErrors)
         changes.undo()
-        raise writer.output_error(e.filename or cfg.output_dir, e) from None
+        raise output_error(e.filename or cfg.output_dir, e) from None
     except BaseException:
         changes.undo()
         raise
@@ -740,7 +797,6 @@ def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = Tr
 
 def _convert(cfg: ConvertConfig, vocab, files: list, prints: list, changes: _OutputChanges,
              num_workers: int, progress: bool, allow_empty: bool) -> dict:
-    from tfcompact import __version__
     from tfcompact.text.segmenter import make_segmenter
 
     work = os.path.join(cfg.output_dir, WORK_DIR)
@@ -767,16 +823,15 @@ def _convert(cfg: ConvertConfig, vocab, files: list, prints: list, changes: _Out
     record = _run_record(cfg, record_files, [p[:2] for p in prints][:len(record_files)], vocab.md5,
                          num_shards, seg_info)
     if prepare_output_dir(cfg.output_dir, record, changes):
-        with open(os.path.join(cfg.output_dir, writer.MANIFEST_NAME), encoding="utf-8") as f:
-            finished = json.load(f)
+        finished = load_manifest(cfg.output_dir)
         damaged = _damaged_shards(cfg.output_dir, finished["shards"])
         if not damaged:
-            if not os.path.exists(os.path.join(cfg.output_dir, writer.VOCAB_NAME)):
+            if vocab_beside(cfg.output_dir, finished) is None:
                 _copy_vocab(cfg, vocab.md5)  # conversions made before vocab.txt was copied
             return finished
         for _, problem in damaged:
             print(f"create-data: {problem}: converting that shard again", file=sys.stderr, flush=True)
-        redo = [writer.MANIFEST_NAME]
+        redo = [MANIFEST_NAME]
         for shard, _ in damaged:
             redo += [shard["file"], os.path.relpath(_done_path(cfg.output_dir, shard["file"]), cfg.output_dir)]
         changes.set_aside([r for r in redo if os.path.exists(os.path.join(cfg.output_dir, r))])
@@ -790,7 +845,7 @@ def _convert(cfg: ConvertConfig, vocab, files: list, prints: list, changes: _Out
         if os.path.exists(done) and os.path.exists(path):
             with open(done, encoding="utf-8") as f:
                 info = json.load(f)
-            if writer.shard_mismatch(path, info, size=os.path.getsize(path)) is None:
+            if shard_mismatch(path, info, size=os.path.getsize(path)) is None:
                 infos[k] = info
     todo = [k for k in range(num_shards) if k not in infos]
     prog = Progress(total - sum(i.get("bytes_read", 0) for i in infos.values()),
@@ -854,7 +909,7 @@ def _convert(cfg: ConvertConfig, vocab, files: list, prints: list, changes: _Out
         size = info.get("bytes")  # done-markers of older versions lack it
         if size is None:
             size = os.path.getsize(os.path.join(cfg.output_dir, info["file"]))
-        shards.append(writer.shard_entry(info["file"], info["num_instances"], info["sha256"], size))
+        shards.append(shard_entry(info["file"], info["num_instances"], info["sha256"], size))
     num_instances = sum(s["num_instances"] for s in shards)
     if num_instances == 0 and not allow_empty:
         raise _no_instances_error(cfg, record_files, infos)
@@ -873,36 +928,18 @@ def _convert(cfg: ConvertConfig, vocab, files: list, prints: list, changes: _Out
         print(f"create-data: warning: {empty} of {num_shards} shards have no instances (fewer documents "
               "than shards); a smaller --num_shards spreads the data over all of them",
               file=sys.stderr, flush=True)
-    manifest = {
-        "format_version": writer.FORMAT_VERSION,
-        "schema": cfg.schema,
-        "max_seq_length": cfg.max_seq_length,
-        # For the unmasked schema: the cap dynamic masking should use at training time.
-        "max_predictions_per_seq": cfg.max_predictions_per_seq,
-        "vocab_size": len(vocab),
-        "vocab_md5": vocab.md5,
-        "do_lower_case": cfg.do_lower_case,
-        "special_ids": vocab.special_ids,
-        "masking": cfg.masking,
-        "pair_task": cfg.pair_task,
-        "dupe_factor": cfg.dupe_factor,
-        "seed": cfg.seed,
-        "segmenter": seg_info,
-        "num_instances": num_instances,
-        "shards": shards,
-        "inputs": list(cfg.inputs) if str(cfg.inputs[0]).startswith("tfds:") else [os.path.abspath(f) for f in files],
-        "created_by": f"tfcompact {__version__}",
-    }
+    manifest = conversion_manifest(cfg, len(vocab), vocab.md5, vocab.special_ids, seg_info, shards,
+                                   files)
     _copy_vocab(cfg, vocab.md5)
-    writer.write_manifest(cfg.output_dir, manifest)  # last: what readers trust
+    write_manifest(cfg.output_dir, manifest)  # last: what readers trust
     return manifest
 
 
 def _remove_temp_files(output_dir: str) -> None:
     """Drop the temporary files of shards that were being written when the run failed."""
     for n in os.listdir(output_dir):
-        if re.search(r"\.tmp-\d+$", n):
-            writer.remove_if_present(os.path.join(output_dir, n))
+        if is_temp_name(n):
+            remove_if_present(os.path.join(output_dir, n))
 
 
 class _LocalQueue:

@@ -162,7 +162,7 @@ def mask_sequence(
     return out, positions, labels
 
 
-def mask_batch(
+def static_mask_batch(
     tokens: np.ndarray,
     word_starts: np.ndarray,
     maskable: np.ndarray,

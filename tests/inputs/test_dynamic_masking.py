@@ -1,5 +1,4 @@
 """Dynamic whole-word masking: whole words only, rates, 80/10/10, piece cap, epochs, seeds."""
-import json
 import os
 
 import numpy as np
@@ -7,8 +6,9 @@ import pytest
 import tensorflow as tf
 
 from tfcompact.inputs import pretraining as readers
-from tfcompact.inputs.dynamic_masking import (DynamicMaskingConfig, element_keys, mask_batch,
-                                       select_words)
+from tfcompact.inputs.manifest import build_manifest, write_manifest
+from tfcompact.inputs.dynamic_masking import (DynamicMaskingConfig, dynamic_mask_batch,
+                                              element_keys, select_words)
 from tfcompact.errors import ConfigError
 
 VOCAB = 300
@@ -42,7 +42,7 @@ def config(max_pred, **kw):
 
 def run_mask(ids, word_ids, cfg, seed=0, start=0):
     keys = element_keys(seed, tf.range(start, start + ids.shape[0], dtype=tf.int64))
-    out = mask_batch(tf.constant(ids), tf.constant(word_ids), keys, cfg)
+    out = dynamic_mask_batch(tf.constant(ids), tf.constant(word_ids), keys, cfg)
     return {k: v.numpy() for k, v in out.items()}
 
 
@@ -223,13 +223,14 @@ def _write_unmasked(directory, n, rng):
                                   ("next_sentence_labels", np.array([0])))}
             w.write(tf.train.Example(features=tf.train.Features(feature=feats))
                     .SerializeToString(deterministic=True))
-    manifest = {"format_version": 1, "schema": "unmasked", "max_seq_length": 32,
-                "max_predictions_per_seq": 6, "vocab_size": VOCAB,
-                "special_ids": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4},
-                "num_instances": n,
-                "shards": [{"file": os.path.basename(path), "num_instances": n}]}
-    with open(os.path.join(directory, "manifest.json"), "w") as f:
-        json.dump(manifest, f)
+    write_manifest(directory, build_manifest(
+        schema="unmasked", max_seq_length=32, max_predictions_per_seq=6, vocab_size=VOCAB,
+        vocab_md5="", do_lower_case=True,
+        special_ids={"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4},
+        masking="none", pair_task="none", dupe_factor=1, seed=0,
+        segmenter={"name": "test", "version": "0"},
+        shards=[{"file": os.path.basename(path), "num_instances": n}], inputs=[],
+        created_by="test"))
 
 
 def _masks_by_epoch(directory, seed, n, epochs):

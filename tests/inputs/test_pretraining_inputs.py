@@ -7,6 +7,8 @@ import pytest
 import tensorflow as tf
 
 from tfcompact.inputs import pretraining as readers
+from tfcompact.inputs.manifest import (MANIFEST_NAME, SCHEMA_MASKED, build_manifest,
+                                       read_manifest, vocab_beside, write_manifest)
 from tfcompact.inputs.dynamic_masking import DynamicMaskingConfig
 from tfcompact.errors import ConfigError, DataError
 
@@ -65,15 +67,13 @@ def write_data(directory, counts, schema="bert_masked", seed=0):
                 w.write(_example(uid, schema, rng))
                 uid += 1
         shards.append({"file": name, "num_instances": count, "sha256": ""})
-    manifest = {
-        "format_version": 1, "schema": schema, "max_seq_length": SEQ,
-        "max_predictions_per_seq": PREDS, "vocab_size": VOCAB, "vocab_md5": "",
-        "do_lower_case": True, "special_ids": dict(SPECIAL), "masking": "wwm", "pair_task": "nsp",
-        "dupe_factor": 1, "seed": 0, "segmenter": {"name": "test", "version": "0"},
-        "num_instances": uid, "shards": shards, "inputs": [], "created_by": "test",
-    }
-    with open(os.path.join(directory, "manifest.json"), "w") as f:
-        json.dump(manifest, f)
+    manifest = build_manifest(
+        schema=schema, max_seq_length=SEQ, max_predictions_per_seq=PREDS, vocab_size=VOCAB,
+        vocab_md5="", do_lower_case=True, special_ids=SPECIAL,
+        masking="wwm" if schema == SCHEMA_MASKED else "none", pair_task="nsp", dupe_factor=1,
+        seed=0, segmenter={"name": "test", "version": "0"}, shards=shards, inputs=[],
+        created_by="test")
+    write_manifest(directory, manifest)
     return manifest
 
 
@@ -142,7 +142,7 @@ def test_record_sharding_with_few_files(tmp_path):
                                          seed=5, repeat=False)
         got = uids(take(ds, 100))
         assert len(got) == readers.records_per_pipeline(
-            readers.read_manifest(str(tmp_path)), 3, pid) == 5
+            read_manifest(str(tmp_path)), 3, pid) == 5
         seen.append(got)
     assert sorted(sum(seen, [])) == list(range(15))
 
@@ -209,10 +209,45 @@ def test_dynamic_masking_output_keys(tmp_path):
                                         vocab_size=VOCAB, mask_id=4, max_predictions_per_seq=4))
 
 
+@pytest.mark.parametrize("schema,predictions", [
+    ("bert_masked", None), ("unmasked", None), ("unmasked", 7)])
+def test_element_spec_without_a_dataset(tmp_path, schema, predictions):
+    """`pretraining_element_spec` is the dataset's element_spec, for data read as written and
+    for unmasked data masked on the fly (also with another number of predictions)."""
+    manifest = write_data(tmp_path, [5, 6], schema)
+    masking = None
+    if predictions is not None:
+        masking = DynamicMaskingConfig.from_manifest(manifest,
+                                                     max_predictions_per_seq=predictions)
+    for batch in (1, 3):
+        spec = readers.pretraining_element_spec(manifest, batch, dynamic_masking=masking)
+        ds = readers.pretraining_dataset(str(tmp_path), batch, is_training=True,
+                                         manifest=manifest, dynamic_masking=masking)
+        assert spec == ds.element_spec
+        assert spec["masked_lm_ids"].shape.as_list() == [batch, predictions or PREDS]
+
+
+def test_element_spec_refuses_masking_masked_data(tmp_path):
+    manifest = write_data(tmp_path, [4], "bert_masked")
+    with pytest.raises(ConfigError, match="dynamic masking needs the 'unmasked' schema"):
+        readers.pretraining_element_spec(manifest, 2, DynamicMaskingConfig(
+            vocab_size=VOCAB, mask_id=4, max_predictions_per_seq=4))
+
+
+def test_a_given_manifest_is_not_read_again(tmp_path):
+    """The trainer reads manifest.json once; the reader works from the manifest it is given."""
+    write_data(tmp_path, [4, 4], "unmasked")
+    manifest = read_manifest(str(tmp_path))
+    os.remove(tmp_path / MANIFEST_NAME)
+    for data in (str(tmp_path), str(tmp_path / "data-*")):
+        ds = readers.pretraining_dataset(data, 2, is_training=False, manifest=manifest)
+        assert len(uids(take(ds, 4))) == 8
+
+
 def _corrupt(tmp_path, edit):
     manifest = write_data(tmp_path, [2, 2])
     edit(manifest)
-    with open(tmp_path / "manifest.json", "w") as f:
+    with open(tmp_path / MANIFEST_NAME, "w") as f:  # by hand: the module refuses to write it
         json.dump(manifest, f)
 
 
@@ -232,17 +267,17 @@ def _corrupt(tmp_path, edit):
 def test_bad_manifest(tmp_path, edit, match):
     _corrupt(tmp_path, edit)
     with pytest.raises(DataError, match=match) as info:
-        readers.read_manifest(str(tmp_path))
+        read_manifest(str(tmp_path))
     assert "manifest.json" in str(info.value)
     assert "\n" not in str(info.value)
 
 
 def test_missing_or_invalid_manifest(tmp_path):
     with pytest.raises(DataError, match="no manifest"):
-        readers.read_manifest(str(tmp_path))
+        read_manifest(str(tmp_path))
     (tmp_path / "manifest.json").write_text('{"format_version": 1,\n "schema": }')
     with pytest.raises(DataError, match="line 2"):
-        readers.read_manifest(str(tmp_path))
+        read_manifest(str(tmp_path))
 
 
 def test_shard_deleted_after_listing(tmp_path):
@@ -262,7 +297,7 @@ def test_reads_create_data_unmasked_output(tmp_path):
     run_conversion(ConvertConfig(inputs=[text], vocab_path=bert_vocab_path(), output_dir=out,
                                  max_seq_length=64, max_predictions_per_seq=10, masking="none",
                                  pair_task="sop", dupe_factor=1, num_shards=2), progress=False)
-    manifest = readers.read_manifest(out)
+    manifest = read_manifest(out)
     assert manifest["schema"] == "unmasked"
     masked = take(readers.pretraining_dataset(out, 8, is_training=False), 3)
     files = [os.path.join(out, s["file"]) for s in manifest["shards"]]
@@ -300,13 +335,13 @@ def test_vocab_next_to_shards_used_only_when_md5_matches(tmp_path):
     (tmp_path / "vocab.txt").write_bytes(text)
     shard = str(tmp_path / "data-00000-of-00001.tfrecord")
     manifest = {"vocab_md5": hashlib.md5(text).hexdigest()}
-    assert readers._vocab_beside(shard, manifest) == str(tmp_path / "vocab.txt")
-    assert readers._vocab_beside(shard, {"vocab_md5": "0" * 32}) is None
-    assert readers._vocab_beside(str(tmp_path / "x" / "s.tfrecord"), manifest) is None
+    assert vocab_beside(shard, manifest) == str(tmp_path / "vocab.txt")
+    assert vocab_beside(shard, {"vocab_md5": "0" * 32}) is None
+    assert vocab_beside(str(tmp_path / "x" / "s.tfrecord"), manifest) is None
     cfg = DynamicMaskingConfig.from_manifest(
         {"vocab_size": 9, "max_predictions_per_seq": 2,
          "special_ids": {t: i for i, t in enumerate(tokens[:5])}},
-        readers._vocab_beside(shard, manifest))
+        vocab_beside(shard, manifest))
     assert cfg.replacement_ids() == [7, 8]
 
 
@@ -343,7 +378,7 @@ def _one_line(error) -> str:
 
 def test_truncated_shard_named_on_every_read(tmp_path, converted):
     data = _copy(converted, tmp_path)
-    manifest = readers.read_manifest(str(data))
+    manifest = read_manifest(str(data))
     shard = data / "data-00001-of-00002.tfrecord"
     size = manifest["shards"][1]["bytes"]
     assert size == shard.stat().st_size > 1000
@@ -351,7 +386,7 @@ def test_truncated_shard_named_on_every_read(tmp_path, converted):
         f.truncate(size - 100)
     want = f"data-00001-of-00002.tfrecord: {size - 100} bytes, manifest.json records {size}"
     with pytest.raises(DataError, match=want) as e:
-        readers.read_manifest(str(data))
+        read_manifest(str(data))
     assert "damaged" in _one_line(e)
     with pytest.raises(DataError, match=want):  # with the manifest passed in, as the trainer does
         readers.pretraining_dataset(str(data), 4, is_training=True, manifest=manifest)
@@ -361,13 +396,13 @@ def test_truncated_shard_named_on_every_read(tmp_path, converted):
 
 def test_flipped_byte_found_by_verify_shards(tmp_path, converted):
     data = _copy(converted, tmp_path)
-    manifest = readers.read_manifest(str(data))
+    manifest = read_manifest(str(data))
     readers.verify_shards(str(data))  # intact
     shard = data / "data-00000-of-00002.tfrecord"
     raw = bytearray(shard.read_bytes())
     raw[len(raw) // 2] ^= 0x01
     shard.write_bytes(bytes(raw))
-    readers.read_manifest(str(data))  # same size: the cheap check cannot see it
+    read_manifest(str(data))  # same size: the cheap check cannot see it
     ds = readers.pretraining_dataset(str(data), 4, is_training=False, repeat=False)
     with pytest.raises(tf.errors.DataLossError) as loss:  # what training would die of
         for _ in ds:
@@ -390,11 +425,11 @@ def test_older_manifest_without_sizes_still_reads(tmp_path, converted):
     for s in manifest["shards"]:
         del s["bytes"]
     (data / "manifest.json").write_text(json.dumps(manifest))
-    assert readers.read_manifest(str(data))["num_instances"] == manifest["num_instances"]
+    assert read_manifest(str(data))["num_instances"] == manifest["num_instances"]
     shard = data / "data-00001-of-00002.tfrecord"
     with open(shard, "r+b") as f:
         f.truncate(shard.stat().st_size - 7)
-    readers.read_manifest(str(data))  # no size recorded: only existence is checked
+    read_manifest(str(data))  # no size recorded: only existence is checked
     with pytest.raises(DataError, match="data-00001-of-00002.tfrecord: sha256"):
         readers.verify_shards(str(data))
 

@@ -183,15 +183,15 @@ def test_worker_error_with_two_workers_leaves_nothing(tmp_path, capsys, corpus):
 
 def test_vocab_copied_beside_the_shards_and_found(tmp_path, capsys, corpus):
     """The README's stage-by-stage workflow: the data directory carries its vocabulary, where
-    the readers (`_vocab_beside`) and the trainer (`manifest_dir(data.train)/vocab.txt`) look."""
-    from tfcompact.inputs import pretraining as readers
-    from tfcompact.train.preflight import manifest_dir
+    the readers (`vocab_beside`) and the trainer (`manifest_dir(data.train)/vocab.txt`) look."""
+    from tfcompact.inputs.manifest import manifest_dir, read_manifest, vocab_beside
 
     out = tmp_path / "out"
     _convert(capsys, corpus, out, "--masking", "none")
     assert (out / "vocab.txt").read_bytes() == pathlib.Path(bert_vocab_path()).read_bytes()
-    manifest = readers.read_manifest(str(out))
-    assert readers._vocab_beside(str(out / manifest["shards"][0]["file"]), manifest) == str(out / "vocab.txt")
+    manifest = read_manifest(str(out))
+    assert vocab_beside(str(out / manifest["shards"][0]["file"]), manifest) == str(out / "vocab.txt")
+    assert vocab_beside(str(out), manifest) == str(out / "vocab.txt")
     assert os.path.isfile(os.path.join(manifest_dir(str(out / "*.tfrecord")), "vocab.txt"))
     assert all(s["bytes"] == (out / s["file"]).stat().st_size for s in manifest["shards"])
 

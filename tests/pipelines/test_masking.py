@@ -36,8 +36,8 @@ def _cfg(tok, mode, preds=PREDS):
 
 
 def _mask(tokens, starts, maskable, lengths, rng, cfg):
-    """mask_batch with per-row position/label arrays (cut to each row's count)."""
-    out, pos, lab, counts = masking.mask_batch(tokens, starts, maskable, lengths, rng, cfg)
+    """static_mask_batch with per-row position/label arrays (cut to each row's count)."""
+    out, pos, lab, counts = masking.static_mask_batch(tokens, starts, maskable, lengths, rng, cfg)
     assert (pos[np.arange(pos.shape[1])[None, :] >= counts[:, None]] == 0).all()
     return out, [pos[r, :c] for r, c in enumerate(counts)], [lab[r, :c] for r, c in enumerate(counts)]
 
@@ -159,7 +159,7 @@ def test_ngram_spans_cover_whole_words(tok, batch):
 
 
 def test_sequence_and_batch_paths_agree_on_rules(tok, batch):
-    """mask_sequence (per instance) obeys the same budget as mask_batch."""
+    """mask_sequence (per instance) obeys the same budget as static_mask_batch."""
     tokens, starts, maskable, segs, lengths, labels = batch
     cfg = _cfg(tok, "wwm")
     for r in range(30):

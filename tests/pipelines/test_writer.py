@@ -1,9 +1,7 @@
 """Serialisation: our wire bytes == protobuf's deterministic bytes; TFRecords readable by TF."""
-import json
 import os
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from pipelines import writer
@@ -80,12 +78,6 @@ def test_tfrecord_framing_read_by_tensorflow(tmp_path, monkeypatch):
     monkeypatch.setattr(writer, "_google_crc32c", None)
     assert writer.frame_records(records) == open(path, "rb").read()
     assert writer.crc32c_batch([b"123456789"]).tolist() == [0xE3069283]  # the CRC-32C check value
-
-
-def test_manifest_is_written_atomically_with_required_keys(tmp_path):
-    with pytest.raises(ValueError, match="lacks"):
-        writer.write_manifest(str(tmp_path), {"schema": "bert_masked"})
-    assert not os.listdir(tmp_path)
 
 
 def test_varint_rows_by_hand():

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from pipelines.writer import write_manifest
+from tfcompact.inputs.manifest import build_manifest, write_manifest
 
 SPECIAL = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 VOCAB_SIZE = 120
@@ -62,21 +62,19 @@ def make_masked_data(out_dir: str, *, num_instances: int = 256, num_shards: int 
                 ex = tf.train.Example(features=tf.train.Features(feature=feats))
                 w.write(ex.SerializeToString(deterministic=True))
         shards.append({"file": name, "num_instances": count, "sha256": ""})
-    _write_test_manifest(out_dir, "bert_masked", "test", seq_length, predictions, vocab_size,
+    _write_test_manifest(out_dir, "bert_masked", "wwm", seq_length, predictions, vocab_size,
                          seed, shards)
     return out_dir
 
 
 def _write_test_manifest(out_dir: str, schema: str, masking: str, seq_length: int,
                          predictions: int, vocab_size: int, seed: int, shards: list) -> None:
-    write_manifest(out_dir, {
-        "format_version": 1, "schema": schema, "max_seq_length": seq_length,
-        "max_predictions_per_seq": predictions, "vocab_size": vocab_size, "vocab_md5": "",
-        "do_lower_case": True, "special_ids": dict(SPECIAL), "masking": {"kind": masking},
-        "pair_task": "sop", "dupe_factor": 1, "seed": seed,
-        "segmenter": {"name": "none", "version": "0"},
-        "num_instances": sum(s["num_instances"] for s in shards),
-        "shards": shards, "inputs": [], "created_by": "tests/train/train_helpers.py"})
+    write_manifest(out_dir, build_manifest(
+        schema=schema, max_seq_length=seq_length, max_predictions_per_seq=predictions,
+        vocab_size=vocab_size, vocab_md5="", do_lower_case=True, special_ids=SPECIAL,
+        masking=masking, pair_task="sop", dupe_factor=1, seed=seed,
+        segmenter={"name": "none", "version": "0"}, shards=shards, inputs=[],
+        created_by="tests/train/train_helpers.py"))
 
 
 def make_unmasked_data(out_dir: str, *, num_instances: int = 64, seq_length: int = 32,
@@ -112,7 +110,7 @@ def make_unmasked_data(out_dir: str, *, num_instances: int = 64, seq_length: int
             }
             ex = tf.train.Example(features=tf.train.Features(feature=feats))
             w.write(ex.SerializeToString(deterministic=True))
-    _write_test_manifest(out_dir, "unmasked", "dynamic", seq_length, predictions, vocab_size,
+    _write_test_manifest(out_dir, "unmasked", "none", seq_length, predictions, vocab_size,
                          seed, [{"file": name, "num_instances": num_instances, "sha256": ""}])
     return out_dir
 

@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from pipelines.corpus import expand_inputs
-    from pipelines.writer import check_output_file
+    from tfcompact.text.corpus import expand_inputs
+    from tfcompact.files import check_output_file
     from tfcompact.errors import UserError
     from tfcompact.text.vocab_builder import build_vocab, count_basic_tokens, write_vocab
 

@@ -1,10 +1,11 @@
 """Dynamic whole-word (and token) masking as TensorFlow ops, vectorised over a batch.
 
-The training reader (`tfcompact.inputs.pretraining`) applies `mask_batch` after `batch()`, so every
-epoch sees a fresh mask without any Python in the input pipeline. Randomness is a counter-based
-hash keyed by (seed, element key): an element's mask depends only on the seed and its key (the
-reader uses the element's global position in the host's stream, which encodes epoch and index),
-not on the batch it lands in or on thread timing. That is what makes exact resume possible.
+The training reader (`tfcompact.inputs.pretraining`) applies `dynamic_mask_batch` after
+`batch()`, so every epoch sees a fresh mask without any Python in the input pipeline.
+Randomness is a counter-based hash keyed by (seed, element key): an element's mask depends
+only on the seed and its key (the reader uses the element's global position in the host's
+stream, which encodes epoch and index), not on the batch it lands in or on thread timing.
+That is what makes exact resume possible.
 
 Why not tensorflow-text's `mask_language_model`: in its 3-D (whole-word) mode the selection
 cap `max_selections_per_batch` counts words, not pieces, so padding its output to
@@ -217,8 +218,8 @@ def select_words(word_lengths: tf.Tensor, scores: tf.Tensor, num_to_select: tf.T
     return tf.reshape(chosen_flat, [batch, width]) > 0
 
 
-def mask_batch(input_ids: tf.Tensor, word_ids: tf.Tensor, keys: tf.Tensor,
-               config: DynamicMaskingConfig) -> dict[str, tf.Tensor]:
+def dynamic_mask_batch(input_ids: tf.Tensor, word_ids: tf.Tensor, keys: tf.Tensor,
+                       config: DynamicMaskingConfig) -> dict[str, tf.Tensor]:
     """Masks a batch from the unmasked format; returns the masked-schema features.
 
     input_ids, word_ids: int [B, S] (word_ids: index of the whole word of each token, -1 for
@@ -231,7 +232,8 @@ def mask_batch(input_ids: tf.Tensor, word_ids: tf.Tensor, keys: tf.Tensor,
     batch = tf.shape(input_ids)[0]
     seq_len = input_ids.shape[1]
     if seq_len is None:
-        raise ValueError("mask_batch needs a static sequence length (the reader pads to it)")
+        raise ValueError("dynamic_mask_batch needs a static sequence length (the reader pads "
+                         "to it)")
     max_pred = config.max_predictions_per_seq
     valid_tok = word_ids >= 0
     if config.whole_word:
@@ -287,9 +289,20 @@ def mask_batch(input_ids: tf.Tensor, word_ids: tf.Tensor, keys: tf.Tensor,
     masked_ids = tf.where(token_code == 1, tf.constant(config.mask_id, tf.int32),
                           tf.where(token_code == 2, random_ids, input_ids))
 
-    # Chosen positions in increasing order: the k-th chosen token goes to slot k (there are at
-    # most max_pred by construction); other tokens go to a discarded slot max_pred.
-    chosen_tok = token_code > 0
+    positions, lm_ids, weights = _gather_predictions(input_ids, token_code > 0, max_pred)
+    return {
+        "input_ids": masked_ids,
+        "masked_lm_positions": positions,
+        "masked_lm_ids": lm_ids,
+        "masked_lm_weights": weights,
+    }
+
+
+def _gather_predictions(input_ids: tf.Tensor, chosen_tok: tf.Tensor, max_pred: int):
+    """(positions, original ids, weights) [B, P] of the chosen tokens, in increasing order."""
+    batch, seq_len = tf.shape(input_ids)[0], input_ids.shape[1]
+    # The k-th chosen token goes to slot k (there are at most max_pred by construction); other
+    # tokens go to a discarded slot max_pred.
     slot = tf.where(chosen_tok, tf.cumsum(tf.cast(chosen_tok, tf.int32), axis=1) - 1, max_pred)
     index = tf.reshape(slot + tf.range(batch)[:, None] * (max_pred + 1), [-1])
     positions = tf.broadcast_to(tf.range(seq_len)[None, :], tf.shape(input_ids))
@@ -301,18 +314,13 @@ def mask_batch(input_ids: tf.Tensor, word_ids: tf.Tensor, keys: tf.Tensor,
                         [batch, max_pred + 1])[:, :max_pred]
     num_chosen = tf.reduce_sum(tf.cast(chosen_tok, tf.int32), axis=1)
     weights = tf.cast(tf.range(max_pred)[None, :] < num_chosen[:, None], tf.float32)
-    return {
-        "input_ids": masked_ids,
-        "masked_lm_positions": lm_positions,
-        "masked_lm_ids": lm_ids,
-        "masked_lm_weights": weights,
-    }
+    return lm_positions, lm_ids, weights
 
 
 def mask_examples(features: Mapping[str, tf.Tensor], keys: tf.Tensor,
                   config: DynamicMaskingConfig) -> dict[str, tf.Tensor]:
-    """Applies `mask_batch` to a dict of batched unmasked features; drops `word_ids`."""
+    """Applies `dynamic_mask_batch` to a dict of batched unmasked features; drops `word_ids`."""
     out = {name: value for name, value in features.items() if name != "word_ids"}
-    out.update(mask_batch(features["input_ids"], features["word_ids"], keys, config))
+    out.update(dynamic_mask_batch(features["input_ids"], features["word_ids"], keys, config))
     return out
 

@@ -18,113 +18,22 @@ Batches run across epoch boundaries (no examples are dropped at the end of an ep
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import os
 import random
-from typing import Any, Mapping
+from typing import Mapping
 
 import tensorflow as tf
 
-from pipelines import writer
-from tfcompact.inputs.dynamic_masking import DynamicMaskingConfig, element_keys, mask_examples
 from tfcompact.errors import ConfigError, DataError
+from tfcompact.inputs.dynamic_masking import DynamicMaskingConfig, element_keys, mask_examples
+from tfcompact.inputs.manifest import (
+    DAMAGED, SCHEMA_MASKED, SCHEMA_UNMASKED, check_shard_sizes, feature_shapes, read_manifest,
+    shard_mismatch, validate_manifest, vocab_beside)
 
-MANIFEST_NAME = "manifest.json"
-SCHEMAS = ("bert_masked", "unmasked")
-_REQUIRED_KEYS = {
-    "format_version": int,
-    "schema": str,
-    "max_seq_length": int,
-    "max_predictions_per_seq": int,
-    "vocab_size": int,
-    "special_ids": dict,
-    "num_instances": int,
-    "shards": list,
-}
-_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-DAMAGED = "damaged or changed after create-data wrote it: convert the corpus again"
 DEFAULT_SHUFFLE_BUFFER = 10_000
 DEFAULT_CYCLE_LENGTH = 8
-
-
-def validate_manifest(manifest: Any, source: str) -> dict:
-    """Checks the structure of a manifest dict; raises DataError naming `source` and the field."""
-    if not isinstance(manifest, dict):
-        raise DataError(f"{source}: expected a JSON object, got {type(manifest).__name__}")
-    for key, kind in _REQUIRED_KEYS.items():
-        if key not in manifest:
-            raise DataError(f"{source}: missing field '{key}'")
-        value = manifest[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise DataError(f"{source}: field '{key}' should be {kind.__name__}, "
-                            f"got {type(value).__name__}")
-    if manifest["format_version"] != 1:
-        raise DataError(f"{source}: field 'format_version' is {manifest['format_version']}, "
-                        "this reader understands 1")
-    if manifest["schema"] not in SCHEMAS:
-        raise DataError(f"{source}: field 'schema' is {manifest['schema']!r}, expected one of "
-                        f"{', '.join(SCHEMAS)}")
-    for key in ("max_seq_length", "max_predictions_per_seq", "vocab_size"):
-        if manifest[key] <= 0:
-            raise DataError(f"{source}: field '{key}' must be > 0, got {manifest[key]}")
-    for token in _SPECIAL_TOKENS:
-        if not isinstance(manifest["special_ids"].get(token), int):
-            raise DataError(f"{source}: field 'special_ids' lacks an integer id for {token}")
-    if not manifest["shards"]:
-        raise DataError(f"{source}: field 'shards' is empty")
-    total = 0
-    for i, shard in enumerate(manifest["shards"]):
-        if not isinstance(shard, dict) or not isinstance(shard.get("file"), str):
-            raise DataError(f"{source}: shards[{i}] lacks a 'file' name")
-        count = shard.get("num_instances")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise DataError(f"{source}: shards[{i}] ({shard['file']}) lacks a non-negative "
-                            "'num_instances'")
-        size = shard.get("bytes", 0)
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise DataError(f"{source}: shards[{i}] ({shard['file']}) field 'bytes' should be a "
-                            f"non-negative integer, got {size!r}")
-        total += count
-    if total != manifest["num_instances"]:
-        raise DataError(f"{source}: field 'num_instances' is {manifest['num_instances']} but the "
-                        f"shards add up to {total}")
-    return manifest
-
-
-def read_manifest(data_dir: str) -> dict:
-    """Reads and validates `<data_dir>/manifest.json`; every listed shard must exist."""
-    path = os.path.join(data_dir, MANIFEST_NAME)
-    if not tf.io.gfile.exists(path):
-        raise DataError(f"{path}: no manifest; expected the output directory of "
-                        "`tfcompact create-data`")
-    with tf.io.gfile.GFile(path, "r") as f:
-        text = f.read()
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
-    validate_manifest(manifest, path)
-    check_shard_sizes(data_dir, manifest, path)
-    return manifest
-
-
-def check_shard_sizes(data_dir: str, manifest: Mapping, source: str) -> None:
-    """The cheap check made whenever a manifest is read for training (one stat per shard):
-    every listed shard exists and has the size in bytes the manifest records (manifests
-    written before sizes were recorded are checked for existence only)."""
-    for shard in manifest["shards"]:
-        shard_path = os.path.join(data_dir, shard["file"])
-        try:
-            size = tf.io.gfile.stat(shard_path).length
-        except tf.errors.NotFoundError:
-            raise DataError(f"{source}: shard '{shard['file']}' is listed but {shard_path} "
-                            "does not exist") from None
-        except tf.errors.OpError as e:
-            raise DataError(f"{shard_path}: cannot read ({e.message.splitlines()[0]})") from None
-        problem = writer.shard_mismatch(shard_path, shard, size=size)
-        if problem:
-            raise DataError(f"{problem} ({DAMAGED})")
 
 
 def verify_shards(data_dir_or_glob: str, manifest: Mapping | None = None) -> None:
@@ -146,7 +55,7 @@ def verify_shards(data_dir_or_glob: str, manifest: Mapping | None = None) -> Non
                     digest.update(block)
         except tf.errors.OpError as e:
             raise DataError(f"{path}: cannot read ({e.message.splitlines()[0]})") from None
-        problem = writer.shard_mismatch(path, shard, sha256=digest.hexdigest())
+        problem = shard_mismatch(path, shard, sha256=digest.hexdigest())
         if problem:
             raise DataError(f"{problem} ({DAMAGED})")
 
@@ -177,22 +86,8 @@ def data_loss_error(data_dir_or_glob: str, error: Exception,
 
 def feature_spec(manifest: Mapping) -> dict[str, tf.io.FixedLenFeature]:
     """tf.io parsing spec of one example of the manifest's schema."""
-    seq, preds = manifest["max_seq_length"], manifest["max_predictions_per_seq"]
-    spec = {
-        "input_ids": tf.io.FixedLenFeature([seq], tf.int64),
-        "input_mask": tf.io.FixedLenFeature([seq], tf.int64),
-        "segment_ids": tf.io.FixedLenFeature([seq], tf.int64),
-        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
-    }
-    if manifest["schema"] == "bert_masked":
-        spec.update({
-            "masked_lm_positions": tf.io.FixedLenFeature([preds], tf.int64),
-            "masked_lm_ids": tf.io.FixedLenFeature([preds], tf.int64),
-            "masked_lm_weights": tf.io.FixedLenFeature([preds], tf.float32),
-        })
-    else:
-        spec["word_ids"] = tf.io.FixedLenFeature([seq], tf.int64)
-    return spec
+    return {name: tf.io.FixedLenFeature([length], tf.as_dtype(dtype))
+            for name, (dtype, length) in feature_shapes(manifest).items()}
 
 
 def _resolve_files(data_dir_or_glob: str, manifest: Mapping | None) -> tuple[dict, list, list]:
@@ -225,15 +120,29 @@ def _resolve_files(data_dir_or_glob: str, manifest: Mapping | None) -> tuple[dic
     return dict(manifest), files, counts
 
 
-def _vocab_beside(shard_path: str, manifest: Mapping) -> str | None:
-    """`vocab.txt` next to the shards when it is the data's vocabulary (same md5), so random
-    replacements come from its ordinary tokens as in the static converter."""
-    path = os.path.join(os.path.dirname(shard_path), writer.VOCAB_NAME)
-    if not manifest.get("vocab_md5") or not tf.io.gfile.exists(path):
-        return None
-    from tfcompact.text.tokenizer import Vocab
+def _check_masking(manifest: Mapping, dynamic_masking: DynamicMaskingConfig | None,
+                   where: str) -> None:
+    if manifest["schema"] != SCHEMA_UNMASKED and dynamic_masking is not None:
+        raise ConfigError(f"{where}: dynamic masking needs the '{SCHEMA_UNMASKED}' schema; "
+                          f"this data is '{manifest['schema']}' (already masked)")
 
-    return path if Vocab.load(path).md5 == manifest["vocab_md5"] else None
+
+def pretraining_element_spec(manifest: Mapping, per_replica_batch_size: int,
+                             dynamic_masking: DynamicMaskingConfig | None = None
+                             ) -> dict[str, tf.TensorSpec]:
+    """The `element_spec` of `pretraining_dataset(...)` on data of `manifest` with batch
+    `per_replica_batch_size`, without building a dataset: the masked schema's features as
+    int32 (float32 weights), `next_sentence_labels` [batch]. Unmasked data comes out masked,
+    with `dynamic_masking.max_predictions_per_seq` (default: the manifest's) predictions."""
+    _check_masking(manifest, dynamic_masking, "manifest")
+    if manifest["schema"] == SCHEMA_UNMASKED:
+        predictions = (dynamic_masking.max_predictions_per_seq if dynamic_masking is not None
+                       else manifest["max_predictions_per_seq"])
+        manifest = {**manifest, "schema": SCHEMA_MASKED, "max_predictions_per_seq": predictions}
+    batch = per_replica_batch_size
+    return {name: tf.TensorSpec([batch] if name == "next_sentence_labels" else [batch, length],
+                                tf.float32 if dtype == "float32" else tf.int32)
+            for name, (dtype, length) in feature_shapes(manifest).items()}
 
 
 def _derived_seed(seed: int, salt: int, epoch: tf.Tensor) -> tf.Tensor:
@@ -275,14 +184,10 @@ def pretraining_dataset(
     if skip_batches < 0:
         raise ConfigError(f"skip_batches must be >= 0, got {skip_batches}")
     manifest, files, counts = _resolve_files(data_dir_or_glob, manifest)
-    schema = manifest["schema"]
-    if schema == "unmasked":
-        if dynamic_masking is None:
-            dynamic_masking = DynamicMaskingConfig.from_manifest(
-                manifest, _vocab_beside(files[0], manifest))
-    elif dynamic_masking is not None:
-        raise ConfigError(f"{data_dir_or_glob}: dynamic masking needs the 'unmasked' schema; "
-                          f"this data is '{schema}' (already masked)")
+    _check_masking(manifest, dynamic_masking, data_dir_or_glob)
+    if manifest["schema"] == SCHEMA_UNMASKED and dynamic_masking is None:
+        dynamic_masking = DynamicMaskingConfig.from_manifest(
+            manifest, vocab_beside(files[0], manifest))
 
     num_pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
@@ -292,54 +197,83 @@ def pretraining_dataset(
     if records_per_epoch == 0:
         raise DataError(f"{data_dir_or_glob}: input pipeline {pipeline_id} of {num_pipelines} "
                         "has no records (per the manifest)")
+    plan = _HostReads(
+        files=host_files, num_pipelines=num_pipelines, pipeline_id=pipeline_id,
+        shard_by_files=shard_by_files, seed=seed, is_training=is_training,
+        shuffle_buffer=shuffle_buffer,
+        # Record sharding needs every host to see the same record order before `shard`.
+        shuffle_files=is_training and len(host_files) > 1 and (shard_by_files or seed is not None),
+        cycle=max(1, min(cycle_length, len(host_files))) if is_training else 1,
+        deterministic=seed is not None or not is_training or not shard_by_files)
 
-    deterministic = seed is not None or not is_training or not shard_by_files
-    # Evaluation masks are the same every run even without a seed.
-    if seed is not None or not is_training:
-        mask_seed = seed or 0
-    else:
-        mask_seed = random.SystemRandom().randrange(1 << 31)
-    # Record sharding needs every host to see the same record order before `shard`.
-    shuffle_files = is_training and len(host_files) > 1 and (shard_by_files or seed is not None)
-    cycle = max(1, min(cycle_length, len(host_files))) if is_training else 1
-    remote = any("://" in f for f in host_files)
-
-    def epoch_records(epoch: tf.Tensor) -> tf.data.Dataset:
-        names = tf.data.Dataset.from_tensor_slices(host_files)
-        if shuffle_files:
-            names = names.shuffle(len(host_files),
-                                  seed=None if seed is None else _derived_seed(seed, 1, epoch))
-        if cycle == 1:
-            records = names.flat_map(tf.data.TFRecordDataset)
-        else:
-            # Parallel reads pay off on object stores (gs://...); local files read faster than
-            # the extra threads cost, so they are interleaved in the calling thread.
-            parallel = {"num_parallel_calls": tf.data.AUTOTUNE,
-                        "deterministic": deterministic} if remote else {}
-            records = names.interleave(tf.data.TFRecordDataset, cycle_length=cycle,
-                                       block_length=1, **parallel)
-        if not shard_by_files:
-            records = records.shard(num_pipelines, pipeline_id)
-        if is_training and shuffle_buffer > 1:
-            records = records.shuffle(
-                shuffle_buffer, seed=None if seed is None else _derived_seed(seed, 2, epoch))
-        return records
-
-    skip_records = skip_batches * batch_size
-    first_epoch, skip_in_epoch = divmod(skip_records, records_per_epoch)
+    first_epoch, skip_in_epoch = divmod(skip_batches * batch_size, records_per_epoch)
     if is_training and repeat:
         epochs = tf.data.Dataset.counter(first_epoch)
     else:
         epochs = tf.data.Dataset.range(first_epoch, 1)
-    ds = epochs.flat_map(epoch_records)
+    ds = epochs.flat_map(plan.epoch_records)
     if skip_in_epoch:
         ds = ds.skip(skip_in_epoch)
     # Batches are consecutive runs of the stream, so batch k holds positions k*B .. k*B+B-1
     # (enumerating batches instead of records saves a per-record op).
     ds = ds.batch(batch_size, drop_remainder=True).enumerate(start=skip_batches)
+    # Evaluation masks are the same every run even without a seed.
+    mask_seed = ((seed or 0) if seed is not None or not is_training
+                 else random.SystemRandom().randrange(1 << 31))
+    parse = _parse_batch_fn(manifest, batch_size, dynamic_masking, mask_seed, plan)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=plan.deterministic)
+    options = tf.data.Options()
+    options.deterministic = plan.deterministic
+    # Sharding is done here explicitly; a strategy must not auto-shard again.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    ds = ds.with_options(options)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
+
+@dataclasses.dataclass(frozen=True)
+class _HostReads:
+    """What one input pipeline reads in an epoch, and in which order."""
+
+    files: list
+    num_pipelines: int
+    pipeline_id: int
+    shard_by_files: bool
+    seed: int | None
+    is_training: bool
+    shuffle_buffer: int
+    shuffle_files: bool
+    cycle: int
+    deterministic: bool
+
+    def epoch_records(self, epoch: tf.Tensor) -> tf.data.Dataset:
+        """The serialized records of epoch `epoch` (shuffled per epoch when training)."""
+        seed = self.seed
+        names = tf.data.Dataset.from_tensor_slices(self.files)
+        if self.shuffle_files:
+            names = names.shuffle(len(self.files),
+                                  seed=None if seed is None else _derived_seed(seed, 1, epoch))
+        if self.cycle == 1:
+            records = names.flat_map(tf.data.TFRecordDataset)
+        else:
+            # Parallel reads pay off on object stores (gs://...); local files read faster than
+            # the extra threads cost, so they are interleaved in the calling thread.
+            remote = any("://" in f for f in self.files)
+            parallel = {"num_parallel_calls": tf.data.AUTOTUNE,
+                        "deterministic": self.deterministic} if remote else {}
+            records = names.interleave(tf.data.TFRecordDataset, cycle_length=self.cycle,
+                                       block_length=1, **parallel)
+        if not self.shard_by_files:
+            records = records.shard(self.num_pipelines, self.pipeline_id)
+        if self.is_training and self.shuffle_buffer > 1:
+            records = records.shuffle(
+                self.shuffle_buffer, seed=None if seed is None else _derived_seed(seed, 2, epoch))
+        return records
+
+
+def _parse_batch_fn(manifest: Mapping, batch_size: int, masking: DynamicMaskingConfig | None,
+                    mask_seed: int, plan: _HostReads):
+    """(batch index, serialized [batch]) -> int32/float32 features, masked when `masking`."""
     spec = feature_spec(manifest)
-    masking = dynamic_masking
 
     def parse(batch_index: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         raw = tf.io.parse_example(serialized, spec)
@@ -350,17 +284,11 @@ def pretraining_dataset(
             features[name] = value if value.dtype == tf.float32 else tf.cast(value, tf.int32)
         if masking is not None:
             position = batch_index * batch_size + tf.range(batch_size, dtype=tf.int64)
-            keys = element_keys(mask_seed, position * num_pipelines + pipeline_id)
+            keys = element_keys(mask_seed, position * plan.num_pipelines + plan.pipeline_id)
             features = mask_examples(features, keys, masking)
         return features
 
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    options = tf.data.Options()
-    options.deterministic = deterministic
-    # Sharding is done here explicitly; a strategy must not auto-shard again.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    ds = ds.with_options(options)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return parse
 
 
 def _records_per_pipeline(counts: list, num_pipelines: int, pipeline_id: int) -> int:

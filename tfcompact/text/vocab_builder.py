@@ -14,7 +14,7 @@ import collections
 import string
 from typing import Iterable, Sequence
 
-from pipelines import corpus
+from tfcompact.text import corpus
 from tfcompact.errors import UserError
 from tfcompact.text.tokenizer import SPECIAL_TOKENS, BasicTokenizer
 

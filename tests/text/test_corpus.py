@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from pipelines import corpus
+from tfcompact.text import corpus
 from tfcompact.errors import DataError, UserError
 
 DOCS = [["第一篇。", "第二句！"], ["English line", "中文第三句？"], ["单句文档"], ["最后。", "一句", "两句。"]]
