@@ -8,31 +8,13 @@ whose manifest does not match the model (vocabulary, sequence length, prediction
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Mapping
 
 import tensorflow as tf
 
 from tfcompact.errors import ConfigError, DataError
+from tfcompact.inputs.manifest import manifest_dir, read_data_manifest  # noqa: F401 (callers)
 from tfcompact.train.experiment import Experiment
-
-
-def manifest_dir(data_path: str) -> str:
-    """Directory holding `manifest.json` for a data directory or a shard glob inside it."""
-    if any(ch in data_path for ch in "*?["):
-        return os.path.dirname(data_path) or "."
-    return data_path
-
-
-def read_data_manifest(data_path: str, field: str) -> dict:
-    """The validated manifest of a data directory (via the readers' `read_manifest`)."""
-    from tfcompact.inputs.pretraining import read_manifest
-
-    d = manifest_dir(data_path)
-    if not tf.io.gfile.exists(os.path.join(d, "manifest.json")):
-        raise DataError(f"{field}: {data_path}: no manifest.json in {d}; expected a directory "
-                        f"written by `tfcompact create-data`")
-    return read_manifest(d)
 
 
 def count_shards(data_path: str, manifest: Mapping[str, Any]) -> int:
