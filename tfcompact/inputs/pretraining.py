@@ -29,8 +29,8 @@ import tensorflow as tf
 from tfcompact.errors import ConfigError, DataError
 from tfcompact.inputs.dynamic_masking import DynamicMaskingConfig, element_keys, mask_examples
 from tfcompact.inputs.manifest import (
-    DAMAGED, SCHEMA_MASKED, SCHEMA_UNMASKED, check_shard_sizes, feature_shapes, read_manifest,
-    shard_mismatch, validate_manifest, vocab_beside)
+    DAMAGED, MANIFEST_NAME, SCHEMA_MASKED, SCHEMA_UNMASKED, check_shard_sizes, feature_shapes,
+    read_manifest, shard_mismatch, validate_manifest, vocab_beside)
 
 DEFAULT_SHUFFLE_BUFFER = 10_000
 DEFAULT_CYCLE_LENGTH = 8
@@ -67,7 +67,7 @@ def _check_records(path: str) -> None:
             pass
     except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
         raise DataError(f"{path}: damaged TFRecord file ({e.message.splitlines()[0]}); "
-                        "manifest.json records no sha256 for it; convert the corpus again") from None
+                        f"{MANIFEST_NAME} records no sha256 for it; convert the corpus again") from None
 
 
 def data_loss_error(data_dir_or_glob: str, error: Exception,
@@ -81,7 +81,7 @@ def data_loss_error(data_dir_or_glob: str, error: Exception,
         return found
     first = (getattr(error, "message", None) or str(error)).splitlines()[0]
     return DataError(f"{data_dir_or_glob}: reading the data failed ({first}) although every shard "
-                     "matches manifest.json")
+                     f"matches {MANIFEST_NAME}")
 
 
 def feature_spec(manifest: Mapping) -> dict[str, tf.io.FixedLenFeature]:
