@@ -66,8 +66,9 @@ def _check_records(path: str) -> None:
         for _ in tf.data.TFRecordDataset(path).batch(4096):
             pass
     except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
-        raise DataError(f"{path}: damaged TFRecord file ({e.message.splitlines()[0]}); "
-                        f"{MANIFEST_NAME} records no sha256 for it; convert the corpus again") from None
+        first = e.message.splitlines()[0]
+        raise DataError(f"{path}: damaged TFRecord file ({first}); {MANIFEST_NAME} records no "
+                        "sha256 for it; convert the corpus again") from None
 
 
 def data_loss_error(data_dir_or_glob: str, error: Exception,
