@@ -13,17 +13,16 @@ import difflib
 import math
 import os
 import pathlib
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
+from tfcompact import typed
+from tfcompact.architectures import ARCHITECTURES
 from tfcompact.errors import ConfigError
 from tfcompact.files import atomic_write_text
 
-ARCHITECTURES = ("bert", "albert", "electra", "mobilebert", "tinybert")
 OPTIMIZERS = ("lamb", "adamw")
 PRECISIONS = ("float32", "mixed_bfloat16")
 DISTILLATION_KINDS = ("tinybert_general", "mobilebert_pkt", "mobilebert_main")
@@ -251,102 +250,15 @@ def apply_overrides(raw: dict, overrides: Sequence[str], source: str = "--set") 
     return raw
 
 
-def _type_name(tp: Any) -> str:
-    if isinstance(tp, type):
-        return {"str": "a string", "int": "an integer", "float": "a number", "bool": "true/false",
-                "dict": "a mapping", "list": "a list"}.get(tp.__name__, tp.__name__)
-    return str(tp)
-
-
-def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
-    """Check `value` against the annotation `tp`; ints are accepted where floats are expected."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None:
-            if type(None) in options:
-                return None
-            raise ConfigError(f"{where}: '{key}' must not be null")
-        errors = []
-        for opt in options:
-            if opt is type(None):
-                continue
-            try:
-                return _convert(value, opt, key, where)
-            except ConfigError as e:
-                errors.append(_type_name(opt))
-        raise ConfigError(f"{where}: '{key}' must be {' or '.join(errors)}, got {value!r}")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: '{key}' must be a mapping (section), got {value!r}")
-        return value  # built by the caller with _build
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            return int(value)  # 1e6 in YAML reads as a float
-    elif tp is float:
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value)  # PyYAML reads "1e-4" (no dot) as a string
-            except ValueError:
-                pass
-        if number is not None:
-            if not math.isfinite(number):  # .nan / .inf train a NaN model that "completes"
-                raise ConfigError(f"{where}: '{key}' must be a finite number, got {value!r}")
-            return number
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    elif tp is dict:
-        if isinstance(value, dict):
-            return value
-    elif tp is list:
-        if isinstance(value, list):
-            return value
-    else:
-        return value
-    raise ConfigError(f"{where}: '{key}' must be {_type_name(tp)}, got {value!r}")
-
-
-def _build(cls: type, raw: Any, prefix: str, source: str, lines: Mapping[str, int | str]):
+def _where(source: str, lines: Mapping[str, int | str]) -> typed.Where:
+    """Where a dotted key was written: `file:line`, `file (--set ...)` or the file."""
     def where(key: str) -> str:
         line = lines.get(key)
         if isinstance(line, str):
             return f"{source} ({line})"
         return f"{source}:{line}" if line else source
 
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where(prefix)}: '{prefix or 'top level'}' must be a mapping")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
-    kwargs = {}
-    for k, v in raw.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if k not in fields:
-            close = difflib.get_close_matches(str(k), list(fields), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"{where(key)}: unknown key '{key}'{hint}; expected one of "
-                              f"{', '.join(fields)}")
-        tp = hints[k]
-        target = tp
-        if typing.get_origin(tp) in (typing.Union, types.UnionType):
-            dcs = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
-            if dcs and v is not None:
-                target = dcs[0]
-        value = _convert(v, tp, key, where(key))
-        if dataclasses.is_dataclass(target) and value is not None:
-            value = _build(target, value, key, source, lines)
-        kwargs[k] = value
-    return cls(**kwargs)
+    return where
 
 
 Fail = Callable[[str, str], None]
@@ -461,7 +373,7 @@ def experiment_from_dict(raw: Mapping, source: str = "<dict>",
     for item in overrides:  # errors in overridden keys point at the override, not the file
         key = item.split("=", 1)[0].strip()
         lines[key] = f"--set {item}"
-    exp = _build(Experiment, raw, "", source, lines)
+    exp = typed.load(Experiment, raw, _where(source, lines), skip=("source",))
     exp.source = source
     _check(exp, lines)
     return exp
