@@ -5,6 +5,7 @@ import os
 import pytest
 
 from tfcompact import configs
+from tfcompact.architectures import ARCHITECTURES
 from tfcompact.configs import (AlbertConfig, BertConfig, ElectraConfig, MobileBertConfig,
                                PRESETS, config_from_dict, get_preset, tiny_config)
 from tfcompact.errors import ConfigError
@@ -235,7 +236,7 @@ def test_presets_are_the_published_models():
         c = PRESETS[name].config
         assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size) == shape, name
         assert c.vocab_size == 21128, name
-        assert PRESETS[name].description and PRESETS[name].params_scope
+        assert PRESETS[name].source and PRESETS[name].params_scope
     for name in ("albert_tiny_zh", "albert_small_zh", "albert_base_zh", "albert_large_zh",
                  "albert_xlarge_zh", "albert_xxlarge_zh"):
         c = PRESETS[name].config
@@ -267,7 +268,7 @@ def test_get_preset_suggests_close_names():
         get_preset("albert_tiny")
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS) + list(configs.ARCHITECTURES))
+@pytest.mark.parametrize("name", sorted(PRESETS) + list(ARCHITECTURES))
 def test_tiny_config_keeps_structure(name):
     cfg = tiny_config(name)
     assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads,

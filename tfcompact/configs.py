@@ -17,16 +17,14 @@ import contextvars
 import dataclasses
 import difflib
 import json
-import math
 import os
-import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Optional, Union
+from typing import Any, ClassVar, Iterator, Mapping, Optional, Union
 
+from tfcompact import typed
+from tfcompact.architectures import ARCHITECTURES, SENTENCE_HEADS, Architecture, get_architecture
 from tfcompact.errors import ConfigError
 from tfcompact.files import atomic_write_text
-
-ARCHITECTURES = ("bert", "albert", "electra", "mobilebert", "tinybert")
 
 # Activation names the layers accept. For BERT/ALBERT/MobileBERT "gelu" is the tanh
 # approximation (google-research code); for ELECTRA it is the exact erf form.
@@ -55,49 +53,7 @@ def _source(source: str) -> Iterator[None]:
 
 
 def _fail(name: str, expected: str, value: Any) -> None:
-    raise ConfigError(f"{_SOURCE.get()}: field '{name}': expected {expected}, got {value!r}")
-
-
-def _type_name(tp: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true/false",
-            list: "a list", dict: "an object"}.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _coerce(name: str, tp: Any, value: Any) -> Any:
-    """Check `value` against the annotated type `tp`; ints are accepted for float fields."""
-    origin = typing.get_origin(tp)
-    if origin is Union:  # Optional[X]
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _coerce(name, args[0], value)
-    if origin is list or tp is list:
-        if not isinstance(value, (list, tuple)):
-            _fail(name, "a list", value)
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        return [v if item_tp is Any else _coerce(f"{name}[{i}]", item_tp, v) for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            _fail(name, "an object", value)
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            _fail(name, "true/false", value)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            _fail(name, "an integer", value)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            _fail(name, "a finite number", value)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            _fail(name, "a string", value)
-        return value
-    return value
+    typed.fail(_SOURCE.get(), name, expected, value)
 
 
 def _positive(cfg: Any, *names: str) -> None:
@@ -123,13 +79,13 @@ def _one_of(cfg: Any, name: str, allowed: tuple[str, ...]) -> None:
 def _divisible(cfg: Any, name: str, divisor_name: str) -> None:
     value, divisor = getattr(cfg, name), getattr(cfg, divisor_name)
     if value % divisor:
-        raise ConfigError(f"{_SOURCE.get()}: field '{name}': {name}={value} must be a multiple of "
-                          f"{divisor_name}={divisor}")
+        _fail(name, f"a multiple of {divisor_name}={divisor}", value)
 
 
 @dataclass(frozen=True)
 class _ConfigBase:
-    """Loading, checking and writing shared by every architecture's config."""
+    """The fields every architecture's config has (BERT's names and defaults), and the
+    loading, checking and writing they share."""
 
     # Keys of released config files that the models do not use; they are kept so that a
     # released file round-trips unchanged, and written only when set.
@@ -137,10 +93,26 @@ class _ConfigBase:
         "directionality", "pooler_fc_size", "pooler_num_attention_heads", "pooler_num_fc_layers",
         "pooler_size_per_head", "pooler_type")
 
+    vocab_size: int
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    directionality: Optional[str] = field(default=None, repr=False)
+    pooler_fc_size: Optional[int] = field(default=None, repr=False)
+    pooler_num_attention_heads: Optional[int] = field(default=None, repr=False)
+    pooler_num_fc_layers: Optional[int] = field(default=None, repr=False)
+    pooler_size_per_head: Optional[int] = field(default=None, repr=False)
+    pooler_type: Optional[str] = field(default=None, repr=False)
+
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, _coerce(f.name, hints[f.name], getattr(self, f.name)))
+        typed.check_fields(self, typed.at(_SOURCE.get()))
         self._check()
 
     def _check(self) -> None:
@@ -153,23 +125,16 @@ class _ConfigBase:
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, d: dict, source: str = "<dict>"):
+    def from_dict(cls, d: Mapping, source: str = "<dict>"):
         """Builds a config from a dict in the original JSON format; rejects unknown keys."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"{source}: expected a JSON object of config fields, got {type(d).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in d:
-            if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                if key in _HF_ONLY_KEYS:
-                    hint = " (this looks like a HuggingFace config.json; give the original TF1 config file)"
-                raise ConfigError(f"{source}: field '{key}': unknown field for {cls.__name__}{hint}")
-        for f in dataclasses.fields(cls):
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in d:
-                raise ConfigError(f"{source}: field '{f.name}': missing (required by {cls.__name__})")
+        if isinstance(d, Mapping):
+            names = {f.name for f in dataclasses.fields(cls)}
+            for key in d:
+                if key in _HF_ONLY_KEYS and key not in names:
+                    raise ConfigError(f"{source}: unknown key '{key}': this looks like a HuggingFace "
+                                      "config.json; give the original TF1 config file")
         with _source(source):
-            return cls(**d)
+            return typed.load(cls, d, typed.at(source))
 
     @classmethod
     def from_json_file(cls, path: Union[str, os.PathLike]):
@@ -188,18 +153,17 @@ class _ConfigBase:
 
     def replace(self, **changes: Any):
         """A copy with some fields changed (checked like a new config)."""
-        names = {f.name for f in dataclasses.fields(self)}
-        for key in changes:
-            if key not in names:
-                raise ConfigError(f"<replace>: field '{key}': unknown field for {type(self).__name__}")
-        with _source(f"<{type(self).__name__}.replace>"):
-            return dataclasses.replace(self, **changes)
+        current = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        source = f"<{type(self).__name__}.replace>"
+        with _source(source):
+            return typed.load(type(self), {**current, **changes}, typed.at(source))
 
     # ---- writing ------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """Every model field written explicitly; release-only keys only when they are set."""
+        """Every model field written explicitly, release-only keys only when they are set;
+        keys sorted, as the original `to_json_string` writes them."""
         out = {}
-        for f in dataclasses.fields(self):
+        for f in sorted(dataclasses.fields(self), key=lambda f: f.name):
             value = getattr(self, f.name)
             if f.name in self.RELEASE_ONLY_KEYS and value is None:
                 continue
@@ -227,23 +191,6 @@ class BertConfig(_ConfigBase):
     RELEASE_ONLY_KEYS: ClassVar[tuple[str, ...]] = _ConfigBase.RELEASE_ONLY_KEYS + (
         "fit_size", "emb_size", "cell", "pre_trained", "structure", "training")
 
-    vocab_size: int
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    initializer_range: float = 0.02
-    directionality: Optional[str] = field(default=None, repr=False)
-    pooler_fc_size: Optional[int] = field(default=None, repr=False)
-    pooler_num_attention_heads: Optional[int] = field(default=None, repr=False)
-    pooler_num_fc_layers: Optional[int] = field(default=None, repr=False)
-    pooler_size_per_head: Optional[int] = field(default=None, repr=False)
-    pooler_type: Optional[str] = field(default=None, repr=False)
     fit_size: Optional[int] = field(default=None, repr=False)
     emb_size: Optional[int] = field(default=None, repr=False)
     cell: Optional[dict] = field(default=None, repr=False)
@@ -268,33 +215,16 @@ class AlbertConfig(_ConfigBase):
     LayerNorms before each sub-layer.
     """
 
-    vocab_size: int
     embedding_size: int = 128
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
     num_hidden_groups: int = 1
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
     inner_group_num: int = 1
     down_scale_factor: int = 1
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    initializer_range: float = 0.02
     net_structure_type: int = 0
     gap_size: int = 0
     num_memory_blocks: int = 0
     layers_to_keep: list[int] = field(default_factory=list)
     ln_type: str = "postln"
     layout: str = "google"
-    directionality: Optional[str] = field(default=None, repr=False)
-    pooler_fc_size: Optional[int] = field(default=None, repr=False)
-    pooler_num_attention_heads: Optional[int] = field(default=None, repr=False)
-    pooler_num_fc_layers: Optional[int] = field(default=None, repr=False)
-    pooler_size_per_head: Optional[int] = field(default=None, repr=False)
-    pooler_type: Optional[str] = field(default=None, repr=False)
 
     def _check(self) -> None:
         super()._check()
@@ -331,26 +261,9 @@ class ElectraConfig(_ConfigBase):
     construction, so the written config always states it. `hidden_act="gelu"` is exact (erf).
     """
 
-    vocab_size: int
     embedding_size: Optional[int] = None
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    initializer_range: float = 0.02
     generator_hidden_size: float = 0.25
     generator_layers: float = 1.0
-    directionality: Optional[str] = field(default=None, repr=False)
-    pooler_fc_size: Optional[int] = field(default=None, repr=False)
-    pooler_num_attention_heads: Optional[int] = field(default=None, repr=False)
-    pooler_num_fc_layers: Optional[int] = field(default=None, repr=False)
-    pooler_size_per_head: Optional[int] = field(default=None, repr=False)
-    pooler_type: Optional[str] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.embedding_size is None and isinstance(self.hidden_size, int):
@@ -401,19 +314,14 @@ class MobileBertConfig(_ConfigBase):
     True here as in the released student, and is always written (HuggingFace's default differs).
     """
 
-    vocab_size: int
-    embedding_size: int = 128
-    hidden_size: int = 512
+    hidden_size: int = 512  # MobileBERT's own defaults for the shared fields
     num_hidden_layers: int = 24
     num_attention_heads: int = 4
     intermediate_size: int = 512
-    intra_bottleneck_size: int = 128
     hidden_act: str = "relu"
     hidden_dropout_prob: float = 0.0
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    initializer_range: float = 0.02
+    embedding_size: int = 128
+    intra_bottleneck_size: int = 128
     trigram_input: bool = True
     use_bottleneck: bool = True
     use_bottleneck_attention: bool = False
@@ -421,12 +329,6 @@ class MobileBertConfig(_ConfigBase):
     num_feedforward_networks: int = 4
     normalization_type: str = "no_norm"
     classifier_activation: bool = False
-    directionality: Optional[str] = field(default=None, repr=False)
-    pooler_fc_size: Optional[int] = field(default=None, repr=False)
-    pooler_num_attention_heads: Optional[int] = field(default=None, repr=False)
-    pooler_num_fc_layers: Optional[int] = field(default=None, repr=False)
-    pooler_size_per_head: Optional[int] = field(default=None, repr=False)
-    pooler_type: Optional[str] = field(default=None, repr=False)
 
     def _check(self) -> None:
         super()._check()
@@ -448,31 +350,15 @@ class MobileBertConfig(_ConfigBase):
 
 Config = Union[BertConfig, AlbertConfig, ElectraConfig, MobileBertConfig]
 
-CONFIG_CLASSES: dict[str, type] = {
-    "bert": BertConfig,
-    "albert": AlbertConfig,
-    "electra": ElectraConfig,
-    "mobilebert": MobileBertConfig,
-    "tinybert": BertConfig,
-}
-
-
-def _check_arch(arch: str) -> str:
-    if arch not in CONFIG_CLASSES:
-        close = difflib.get_close_matches(str(arch), ARCHITECTURES, n=2)
-        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-        raise ConfigError(f"unknown architecture {arch!r}: expected one of {', '.join(ARCHITECTURES)}{hint}")
-    return arch
-
 
 def config_from_dict(arch: str, d: dict, source: str = "<dict>") -> Config:
     """Builds the config of architecture `arch` from a dict in the original JSON format."""
-    return CONFIG_CLASSES[_check_arch(arch)].from_dict(d, source=source)
+    return get_architecture(arch).config_class.from_dict(d, source=source)
 
 
 def config_from_json_file(arch: str, path: Union[str, os.PathLike]) -> Config:
     """Reads a released or written config JSON file for architecture `arch`."""
-    return CONFIG_CLASSES[_check_arch(arch)].from_json_file(path)
+    return get_architecture(arch).config_class.from_json_file(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,161 +373,175 @@ class Preset:
     sentence_head, generator, generator_head, discriminator_head) that
     `tfcompact.interop.tf1_names.count_parameters` sums to compare with `published_params`.
     `sentence_head` is "nsp", "sop" or "none": the sentence-level pretraining head this
-    model's pretraining checkpoint has. `readme_params` is the model's own README figure when
-    that differs from `published_params` (see the description for why).
+    model's pretraining checkpoint has. `source` names the paper, README or original config
+    the shape and the figure come from; `readme_params` is the model's own README figure when
+    that differs from `published_params` (`note` says why).
     """
 
     name: str
     arch: str
     config: Config
-    description: str
     published_params: int
     params_scope: str
+    sentence_head: str
+    source: str
+    note: str = ""
     teacher: Optional[str] = None
-    sentence_head: str = "nsp"
     readme_params: Optional[int] = None
 
 
 ZH_VOCAB_SIZE = 21128
 
 _BACKBONE = "embeddings+encoder+pooler"
+# brightmart/albert_zh's shapes in Google's layout (brightmart's own checkpoints need
+# `config.replace(layout="brightmart")`: word_embeddings_2 and layer_shared).
+_ALBERT_ZH = dict(vocab_size=ZH_VOCAB_SIZE, embedding_size=128, hidden_dropout_prob=0.0,
+                  attention_probs_dropout_prob=0.0, layout="google")
+_ALBERT_SCOPE = dict(arch="albert", params_scope=_BACKBONE, sentence_head="sop")
+# Chinese-ELECTRA: heads = hidden / 64, FFN = 4 hidden, generator 1/4 wide and as deep.
+_ELECTRA_ZH = dict(vocab_size=ZH_VOCAB_SIZE, generator_hidden_size=0.25, generator_layers=1.0)
+_ELECTRA_SCOPE = dict(arch="electra", params_scope="embeddings+encoder", sentence_head="none",
+                      source="ymcui/Chinese-ELECTRA README; generator sizing from the ELECTRA paper")
+# Chinese-MobileBERT: E = H with trigram input, relu, NoNorm, no pooler and no NSP.
+_MOBILEBERT_ZH = dict(vocab_size=ZH_VOCAB_SIZE, intermediate_size=512, hidden_act="relu",
+                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.1, trigram_input=True,
+                      use_bottleneck=True, normalization_type="no_norm", classifier_activation=False)
+_MOBILEBERT_SCOPE = dict(arch="mobilebert", params_scope="embeddings+encoder+mlm_head",
+                         sentence_head="none",
+                         source="ymcui/Chinese-MobileBERT README and its released configs")
+_MOBILEBERT_NOTE = ("The README figure counts embeddings + encoder + MLM head (transform + "
+                    "output bias; E = H, so no extra_output_weights).")
+_BERT_SCOPE = dict(params_scope=_BACKBONE, sentence_head="nsp")
+_TINYBERT = dict(arch="tinybert", teacher="bert_base_zh",
+                 source="TinyBERT paper (Jiao et al.) and huawei-noah/Pretrained-Language-Model "
+                        "General_TinyBERT configs", **_BERT_SCOPE)
+_COUNTED = "the figure is the count of this shape"
+
+_PRESET_RECORDS: list[dict] = [
+    dict(name="albert_tiny_zh", **_ALBERT_SCOPE, published_params=4_080_000,
+         readme_params=4_000_000, source="brightmart/albert_zh README, albert_config_tiny.json",
+         config=dict(_ALBERT_ZH, num_hidden_layers=4, hidden_size=312, num_attention_heads=12,
+                     intermediate_size=1248),
+         note=f"README says 4M (rounded to one digit; 2 % below the count), so {_COUNTED}."),
+    dict(name="albert_small_zh", **_ALBERT_SCOPE, published_params=4_740_000,
+         source="brightmart/albert_zh README, albert_config_small_google.json",
+         config=dict(_ALBERT_ZH, num_hidden_layers=6, hidden_size=384, num_attention_heads=12,
+                     intermediate_size=1536),
+         note=f"No README figure: {_COUNTED}."),
+    dict(name="albert_base_zh", **_ALBERT_SCOPE, published_params=10_550_000,
+         readme_params=12_000_000, source="brightmart/albert_zh README, albert_config_base.json",
+         config=dict(_ALBERT_ZH, num_hidden_layers=12, hidden_size=768, num_attention_heads=12,
+                     intermediate_size=3072),
+         note="README says 12M; no layout of this shape reaches it (brightmart layout with "
+              "pooler: 10.88M), so it is taken as a rounding up of the count, 10.55M."),
+    dict(name="albert_large_zh", **_ALBERT_SCOPE, published_params=16_550_000,
+         source="brightmart/albert_zh README, albert_config_large.json",
+         config=dict(_ALBERT_ZH, num_hidden_layers=24, hidden_size=1024, num_attention_heads=16,
+                     intermediate_size=4096),
+         note=f"No README figure: {_COUNTED}."),
+    dict(name="albert_xlarge_zh", **_ALBERT_SCOPE, published_params=57_600_000,
+         source="brightmart/albert_zh README, albert_config_xlarge.json",
+         config=dict(_ALBERT_ZH, num_hidden_layers=24, hidden_size=2048, num_attention_heads=32,
+                     intermediate_size=8192),
+         note=f"No README figure: {_COUNTED}."),
+    dict(name="albert_xxlarge_zh", **_ALBERT_SCOPE, published_params=221_500_000,
+         source="brightmart/albert_zh README, albert_config_xxlarge.json",
+         config=dict(_ALBERT_ZH, num_hidden_layers=12, hidden_size=4096, num_attention_heads=64,
+                     intermediate_size=16384, ln_type="preln"),
+         note=f"Pre-LN (ln_type 'preln'). No README figure: {_COUNTED}."),
+    dict(name="electra_small_zh", **_ELECTRA_SCOPE, published_params=12_280_000,
+         readme_params=12_000_000,
+         config=dict(_ELECTRA_ZH, num_hidden_layers=12, hidden_size=256, embedding_size=128,
+                     num_attention_heads=4, intermediate_size=1024),
+         note=f"README says 12M (two digits; the count, 12.28M, is 2.3 % above it), so {_COUNTED}."),
+    dict(name="electra_small_ex_zh", **_ELECTRA_SCOPE, published_params=24_500_000,
+         readme_params=25_000_000,
+         config=dict(_ELECTRA_ZH, num_hidden_layers=24, hidden_size=256, embedding_size=256,
+                     num_attention_heads=4, intermediate_size=1024),
+         note=f"README says 25M (two digits: 24.5M rounded up), so {_COUNTED}."),
+    dict(name="electra_base_zh", **_ELECTRA_SCOPE, published_params=102_000_000,
+         config=dict(_ELECTRA_ZH, num_hidden_layers=12, hidden_size=768, embedding_size=768,
+                     num_attention_heads=12, intermediate_size=3072),
+         note="README figure 102M (the discriminator: no heads, no generator)."),
+    dict(name="electra_large_zh", **_ELECTRA_SCOPE, published_params=324_000_000,
+         config=dict(_ELECTRA_ZH, num_hidden_layers=24, hidden_size=1024, embedding_size=1024,
+                     num_attention_heads=16, intermediate_size=4096),
+         note="README figure 324M (the discriminator: no heads, no generator)."),
+    dict(name="mobilebert_base_f2_zh", **_MOBILEBERT_SCOPE, published_params=26_300_000,
+         teacher="roberta_wwm_ext_zh", note=_MOBILEBERT_NOTE,
+         config=dict(_MOBILEBERT_ZH, num_hidden_layers=12, hidden_size=768, embedding_size=768,
+                     intra_bottleneck_size=144, num_attention_heads=12, num_feedforward_networks=2,
+                     use_bottleneck_attention=True, key_query_shared_bottleneck=False)),
+    dict(name="mobilebert_base_f4_zh", **_MOBILEBERT_SCOPE, published_params=32_200_000,
+         teacher="roberta_wwm_ext_zh",
+         config=dict(_MOBILEBERT_ZH, num_hidden_layers=12, hidden_size=768, embedding_size=768,
+                     intra_bottleneck_size=144, num_attention_heads=12, num_feedforward_networks=4,
+                     use_bottleneck_attention=False, key_query_shared_bottleneck=True),
+         note=_MOBILEBERT_NOTE + " The README lists intermediate size 768 for base-f4; the config "
+              "says 512, which reproduces 32.2M (768 would give 35.8M)."),
+    dict(name="mobilebert_large_f2_zh", **_MOBILEBERT_SCOPE, published_params=40_600_000,
+         teacher="roberta_wwm_ext_large_zh", note=_MOBILEBERT_NOTE,
+         config=dict(_MOBILEBERT_ZH, num_hidden_layers=24, hidden_size=1024, embedding_size=1024,
+                     intra_bottleneck_size=128, num_attention_heads=16, num_feedforward_networks=2,
+                     use_bottleneck_attention=True, key_query_shared_bottleneck=False)),
+    dict(name="mobilebert_large_f4_zh", **_MOBILEBERT_SCOPE, published_params=52_900_000,
+         teacher="roberta_wwm_ext_large_zh", note=_MOBILEBERT_NOTE,
+         config=dict(_MOBILEBERT_ZH, num_hidden_layers=24, hidden_size=1024, embedding_size=1024,
+                     intra_bottleneck_size=128, num_attention_heads=16, num_feedforward_networks=4,
+                     use_bottleneck_attention=False, key_query_shared_bottleneck=True)),
+    dict(name="ibbert_teacher", arch="mobilebert", params_scope="embeddings+encoder",
+         sentence_head="nsp", published_params=293_000_000,
+         source="MobileBERT paper (Sun et al.), IB-BERT teacher config "
+                "uncased_L-24_H-1024_B-512_A-4.json",
+         config=dict(vocab_size=ZH_VOCAB_SIZE, embedding_size=128, hidden_size=512,
+                     num_hidden_layers=24, num_attention_heads=4, intermediate_size=4096,
+                     intra_bottleneck_size=1024, hidden_act="gelu", hidden_dropout_prob=0.1,
+                     attention_probs_dropout_prob=0.1, trigram_input=True, use_bottleneck=True,
+                     use_bottleneck_attention=False, key_query_shared_bottleneck=False,
+                     num_feedforward_networks=1, normalization_type="layer_norm",
+                     classifier_activation=False),
+         note="In the file hidden_size is 512 and intra_bottleneck_size 1024; Q/K/V read the "
+              "H-wide input. The paper's 293M is for the English vocab (embeddings + encoder "
+              "count 294.2M with V=30522); with V=21128 the same scope counts 293.0M (0.4 % "
+              "apart)."),
+    dict(name="tinybert_4l_312_zh", **_TINYBERT, published_params=11_400_000,
+         config=dict(vocab_size=ZH_VOCAB_SIZE, num_hidden_layers=4, hidden_size=312,
+                     num_attention_heads=12, intermediate_size=1200, fit_size=768),
+         note=f"General-distillation student, head size 26; fit_dense (distillation only) is not "
+              f"counted; {_COUNTED}. The paper's 14.5M is the English vocab plus fit_dense "
+              "(14.35M + 0.24M)."),
+    dict(name="tinybert_6l_768_zh", **_TINYBERT, published_params=59_700_000,
+         config=dict(vocab_size=ZH_VOCAB_SIZE, num_hidden_layers=6, hidden_size=768,
+                     num_attention_heads=12, intermediate_size=3072, fit_size=768),
+         note=f"General-distillation student; {_COUNTED}. The paper's 67M is the English vocab."),
+    dict(name="bert_base_zh", arch="bert", **_BERT_SCOPE, published_params=102_000_000,
+         readme_params=110_000_000,
+         source="google-research/bert README (BERT-Base, Chinese), chinese_L-12_H-768_A-12",
+         config=dict(vocab_size=ZH_VOCAB_SIZE, num_hidden_layers=12, hidden_size=768,
+                     num_attention_heads=12, intermediate_size=3072),
+         note="Google's README says 110M, the English vocab's figure (V=30522 counts 109.5M); "
+              "102M is the figure ymcui/Chinese-BERT-wwm's README gives for this shape."),
+    dict(name="roberta_wwm_ext_zh", arch="bert", **_BERT_SCOPE, published_params=102_000_000,
+         source="ymcui/Chinese-BERT-wwm README (RoBERTa-wwm-ext)",
+         config=dict(vocab_size=ZH_VOCAB_SIZE, num_hidden_layers=12, hidden_size=768,
+                     num_attention_heads=12, intermediate_size=3072),
+         note="BERT-Base shape and names, trained with whole-word masking and no NSP."),
+    dict(name="roberta_wwm_ext_large_zh", arch="bert", **_BERT_SCOPE,
+         published_params=325_000_000,
+         source="ymcui/Chinese-BERT-wwm README (RoBERTa-wwm-ext-large)",
+         config=dict(vocab_size=ZH_VOCAB_SIZE, num_hidden_layers=24, hidden_size=1024,
+                     num_attention_heads=16, intermediate_size=4096),
+         note="BERT-Large shape and names, trained with whole-word masking and no NSP."),
+]
 
 
-def _albert(name: str, layers: int, hidden: int, heads: int, published: int, readme: Optional[int],
-            note: str, ln_type: str = "postln") -> Preset:
-    config = AlbertConfig(vocab_size=ZH_VOCAB_SIZE, embedding_size=128, hidden_size=hidden,
-                          num_hidden_layers=layers, num_attention_heads=heads,
-                          intermediate_size=4 * hidden, hidden_dropout_prob=0.0,
-                          attention_probs_dropout_prob=0.0, ln_type=ln_type, layout="google")
-    description = (f"brightmart/albert_zh {name}: L{layers} H{hidden} A{heads} I{4 * hidden} E128, "
-                   f"{'pre-LN' if ln_type == 'preln' else 'post-LN'}, dropout 0, vocab 21128. "
-                   "Published figure: recipes.md's count (Google layout: embeddings + "
-                   "embedding_hidden_mapping_in + shared encoder + pooler). " + note +
-                   " brightmart's own checkpoints use layout='brightmart' (word_embeddings_2, "
-                   "layer_shared); set it with config.replace(layout='brightmart') to import them.")
-    return Preset(f"albert_{name}_zh", "albert", config, description, published, _BACKBONE,
-                  None, "sop", readme)
+def _preset(record: Mapping[str, Any]) -> Preset:
+    config_class = get_architecture(record["arch"]).config_class
+    with _source(f"preset {record['name']}"):
+        return Preset(**{**record, "config": config_class(**record["config"])})
 
 
-def _electra(name: str, layers: int, hidden: int, embedding: int, published: int,
-             readme: Optional[int], note: str) -> Preset:
-    config = ElectraConfig(vocab_size=ZH_VOCAB_SIZE, embedding_size=embedding, hidden_size=hidden,
-                           num_hidden_layers=layers, num_attention_heads=hidden // 64,
-                           intermediate_size=4 * hidden, generator_hidden_size=0.25,
-                           generator_layers=1.0)
-    gen = config.generator_config()
-    description = (f"ymcui/Chinese-ELECTRA {name}: discriminator L{layers} H{hidden} E{embedding} "
-                   f"A{hidden // 64}; generator {gen.hidden_size}/{gen.num_attention_heads}/"
-                   f"{gen.intermediate_size} (1/4 width, same depth), vocab 21128. Published "
-                   "figure counts the discriminator (embeddings, projection, encoder; no heads, "
-                   "no generator). " + note)
-    return Preset(f"electra_{name}_zh", "electra", config, description, published,
-                  "embeddings+encoder", None, "none", readme)
-
-
-def _mobilebert(name: str, layers: int, hidden: int, bottleneck: int, heads: int, ffns: int,
-                bottleneck_attention: bool, published: int, teacher: str, note: str) -> Preset:
-    config = MobileBertConfig(vocab_size=ZH_VOCAB_SIZE, embedding_size=hidden, hidden_size=hidden,
-                              num_hidden_layers=layers, num_attention_heads=heads,
-                              intermediate_size=512, intra_bottleneck_size=bottleneck,
-                              hidden_act="relu", hidden_dropout_prob=0.0,
-                              attention_probs_dropout_prob=0.1, trigram_input=True,
-                              use_bottleneck=True, use_bottleneck_attention=bottleneck_attention,
-                              key_query_shared_bottleneck=not bottleneck_attention,
-                              num_feedforward_networks=ffns, normalization_type="no_norm",
-                              classifier_activation=False)
-    attention = "bottleneck attention" if bottleneck_attention else "key/query-shared bottleneck"
-    description = (f"ymcui/Chinese-MobileBERT {name}: L{layers} H{hidden} B{bottleneck} I512 "
-                   f"A{heads} F{ffns}, {attention}, E=H with trigram input, relu, no_norm, "
-                   "no pooler, no NSP, vocab 21128. Published figure (README) counts embeddings + "
-                   "encoder + MLM head (transform + output bias; E=H so no extra_output_weights)."
-                   + (" " + note if note else ""))
-    return Preset(f"mobilebert_{name}_zh", "mobilebert", config, description, published,
-                  "embeddings+encoder+mlm_head", teacher, "none", None)
-
-
-def _bert(name: str, arch: str, layers: int, hidden: int, heads: int, intermediate: int,
-          published: int, description: str, teacher: Optional[str] = None,
-          fit_size: Optional[int] = None, readme: Optional[int] = None) -> Preset:
-    config = BertConfig(vocab_size=ZH_VOCAB_SIZE, hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=intermediate,
-                        fit_size=fit_size)
-    return Preset(name, arch, config, description, published, _BACKBONE, teacher, "nsp", readme)
-
-
-def _ibbert_teacher() -> Preset:
-    config = MobileBertConfig(vocab_size=ZH_VOCAB_SIZE, embedding_size=128, hidden_size=512,
-                              num_hidden_layers=24, num_attention_heads=4, intermediate_size=4096,
-                              intra_bottleneck_size=1024, hidden_act="gelu",
-                              hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-                              trigram_input=True, use_bottleneck=True,
-                              use_bottleneck_attention=False, key_query_shared_bottleneck=False,
-                              num_feedforward_networks=1, normalization_type="layer_norm",
-                              classifier_activation=False)
-    description = ("MobileBERT's IB-BERT teacher (config uncased_L-24_H-1024_B-512_A-4: in the file "
-                   "hidden_size 512, intra_bottleneck_size 1024) with the Chinese vocab 21128: L24 "
-                   "A4 I4096 E128 trigram, gelu, LayerNorm, dropout 0.1, Q/K/V from the H-wide "
-                   "input. Published figure: the MobileBERT paper's 293M (English vocab; recipes.md "
-                   "counts 294.2M for embeddings + encoder with V=30522). With V=21128 the same "
-                   "scope counts 293.0M: the vocab difference is 1.2M (0.4 %).")
-    return Preset("ibbert_teacher", "mobilebert", config, description, 293_000_000,
-                  "embeddings+encoder", None, "nsp", None)
-
-
-def _build_presets() -> dict[str, Preset]:
-    presets = [
-        _albert("tiny", 4, 312, 12, 4_080_000, 4_000_000,
-                "README says 4M (rounded to one digit; 2 % below the count)."),
-        _albert("small", 6, 384, 12, 4_740_000, None, "No README figure."),
-        _albert("base", 12, 768, 12, 10_550_000, 12_000_000,
-                "README says \"12M\"; no layout of this shape reaches it (brightmart layout "
-                "with pooler: 10.88M), so it is taken as a rounding up of 10.55M."),
-        _albert("large", 24, 1024, 16, 16_550_000, None, "No README figure."),
-        _albert("xlarge", 24, 2048, 32, 57_600_000, None, "No README figure."),
-        _albert("xxlarge", 12, 4096, 64, 221_500_000, None,
-                "No README figure. Pre-LN (ln_type 'preln').", ln_type="preln"),
-        _electra("small", 12, 256, 128, 12_280_000, 12_000_000,
-                 "README says 12M (two digits; the count 12.28M is 2.3 % above it), so the "
-                 "figure is recipes.md's count."),
-        _electra("small_ex", 24, 256, 256, 24_500_000, 25_000_000,
-                 "README says 25M (two digits: 24.5M rounded up), so the figure is recipes.md's count."),
-        _electra("base", 12, 768, 768, 102_000_000, None, "README figure 102M."),
-        _electra("large", 24, 1024, 1024, 324_000_000, None, "README figure 324M."),
-        _mobilebert("base_f2", 12, 768, 144, 12, 2, True, 26_300_000, "roberta_wwm_ext_zh", ""),
-        _mobilebert("base_f4", 12, 768, 144, 12, 4, False, 32_200_000, "roberta_wwm_ext_zh",
-                    "The README lists intermediate size 768 for base-f4; the config says 512, "
-                    "which reproduces 32.2M (768 would give 35.8M)."),
-        _mobilebert("large_f2", 24, 1024, 128, 16, 2, True, 40_600_000, "roberta_wwm_ext_large_zh", ""),
-        _mobilebert("large_f4", 24, 1024, 128, 16, 4, False, 52_900_000, "roberta_wwm_ext_large_zh", ""),
-        _ibbert_teacher(),
-        _bert("tinybert_4l_312_zh", "tinybert", 4, 312, 12, 1200, 11_400_000,
-              "TinyBERT general-distillation student 4L-312-1200, 12 heads (head size 26), vocab "
-              "21128, fit_size 768 (the distillation-only fit_dense is not counted). Published "
-              "figure: recipes.md's count 11.4M (embeddings + encoder + pooler); the paper's 14.5M "
-              "is the English vocab plus fit_dense (14.35M + 0.24M).",
-              teacher="bert_base_zh", fit_size=768),
-        _bert("tinybert_6l_768_zh", "tinybert", 6, 768, 12, 3072, 59_700_000,
-              "TinyBERT general-distillation student 6L-768-3072, 12 heads, vocab 21128. Published "
-              "figure: recipes.md's count 59.7M (embeddings + encoder + pooler); the paper's 67M "
-              "is the English vocab.",
-              teacher="bert_base_zh", fit_size=768),
-        _bert("bert_base_zh", "bert", 12, 768, 12, 3072, 102_000_000,
-              "Google's BERT-Base, Chinese: L12 H768 A12 I3072, vocab 21128. Google's README says "
-              "110M, which is the English vocab's figure (V=30522 counts 109.5M); the published "
-              "figure here is 102M, the figure ymcui's README gives for the same shape "
-              "(RoBERTa-wwm-ext); embeddings + encoder + pooler.", readme=110_000_000),
-        _bert("roberta_wwm_ext_zh", "bert", 12, 768, 12, 3072, 102_000_000,
-              "HFL RoBERTa-wwm-ext (ymcui/Chinese-BERT-wwm): BERT-Base shape and names, vocab 21128, "
-              "trained with whole-word masking and no NSP. Published figure: ymcui's README 102M "
-              "(embeddings + encoder + pooler)."),
-        _bert("roberta_wwm_ext_large_zh", "bert", 24, 1024, 16, 4096, 325_000_000,
-              "HFL RoBERTa-wwm-ext-large: L24 H1024 A16 I4096, vocab 21128. Published figure: "
-              "ymcui's README 325M (embeddings + encoder + pooler)."),
-    ]
-    return {p.name: p for p in presets}
-
-
-PRESETS: dict[str, Preset] = _build_presets()
+PRESETS: dict[str, Preset] = {r["name"]: _preset(r) for r in _PRESET_RECORDS}
 
 
 def get_preset(name: str) -> Preset:
@@ -654,6 +554,87 @@ def get_preset(name: str) -> Preset:
         close = difflib.get_close_matches(str(name), list(PRESETS), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(PRESETS)}"
         raise ConfigError(f"unknown preset {name!r}{hint}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# What to build: an architecture or preset, a config and a sentence head, checked together.
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """An architecture, its config, the preset they came from (None: not a preset, or a
+    preset changed by overrides) and the sentence-level pretraining head."""
+
+    arch: str
+    config: Config
+    preset: Optional[Preset]
+    sentence_head: str
+
+    @property
+    def architecture(self) -> Architecture:
+        return ARCHITECTURES[self.arch]
+
+    @property
+    def preset_name(self) -> Optional[str]:
+        return self.preset.name if self.preset is not None else None
+
+    def with_overrides(self, overrides: Mapping[str, Any], where: str = "overrides") -> "ResolvedModel":
+        """The config with `overrides` (field -> value) applied and checked; a preset whose
+        config changed is no longer that preset. Errors start with `where`."""
+        if not overrides:
+            return self
+        names = {f.name for f in dataclasses.fields(self.config)}
+        for key in overrides:
+            if key not in names:
+                raise ConfigError(f"{where}.{key}: not a field of {type(self.config).__name__}")
+        try:
+            config = self.config.replace(**overrides)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        return dataclasses.replace(self, config=config, preset=None)
+
+
+def _preset_or_fail(name: Any, fail) -> Preset:
+    if isinstance(name, Preset) or name in PRESETS:
+        return get_preset(name)
+    known = list(ARCHITECTURES) + list(PRESETS)
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; presets: {', '.join(PRESETS)}"
+    fail(f"unknown preset {name!r} and no such architecture ({', '.join(ARCHITECTURES)}){hint}")
+
+
+def resolve_model(arch_or_preset: Union[str, Preset], config: Union[Config, str, os.PathLike, None] = None,
+                  sentence_head: Optional[str] = None, *, where: str = "") -> ResolvedModel:
+    """What to build from an architecture or preset name, an optional config and head.
+
+    An architecture needs `config`; a preset brings its own (`config` replaces it). `config`
+    may be a config object or the path of a config JSON file in the original format. The
+    sentence head defaults to the preset's, else the architecture's. Every error is a
+    ConfigError starting with `where` (e.g. "exp.yaml: model") when given.
+    """
+    def fail(message: str) -> None:
+        raise ConfigError(f"{where}: {message}" if where else message)
+
+    preset = None
+    if isinstance(arch_or_preset, str) and arch_or_preset in ARCHITECTURES:
+        arch = arch_or_preset
+        if config is None:
+            names = ", ".join(n for n, p in PRESETS.items() if p.arch == arch)
+            fail(f"architecture {arch!r} needs a config, or pass a preset name ({names})")
+    else:
+        preset = _preset_or_fail(arch_or_preset, fail)
+        arch, config = preset.arch, preset.config if config is None else config
+    record = ARCHITECTURES[arch]
+    if isinstance(config, (str, os.PathLike)):
+        config = config_from_json_file(arch, config)
+    if not isinstance(config, record.config_class):
+        fail(f"architecture {arch!r} needs a {record.config_class.__name__}, got {type(config).__name__}")
+    head = sentence_head or (preset.sentence_head if preset is not None else record.sentence_head)
+    if head not in SENTENCE_HEADS:
+        fail(f"sentence_head: expected one of {', '.join(SENTENCE_HEADS)}, got {head!r}")
+    if head != "none" and not record.has_sentence_head:
+        fail(f"sentence_head: {record.title} has no sentence-level head; use 'none'")
+    return ResolvedModel(arch, config, preset, head)
 
 
 # Test-sized shapes shared by every architecture.
@@ -669,19 +650,11 @@ def tiny_config(arch_or_preset: str, **overrides: Any) -> Config:
     default), MobileBERT bottleneck 32, TinyBERT fit_size 64 (a tiny teacher's width). Every
     structural flag (layout, ln_type, attention flags, FFN count, norm type) is kept.
     """
-    if arch_or_preset in CONFIG_CLASSES:
-        arch = arch_or_preset
-        base: Config = {
-            "bert": BertConfig(vocab_size=300),
-            "tinybert": BertConfig(vocab_size=300, fit_size=64),
-            "albert": AlbertConfig(vocab_size=300),
-            "electra": ElectraConfig(vocab_size=300, embedding_size=128, hidden_size=256,
-                                     num_attention_heads=4, intermediate_size=1024),
-            "mobilebert": MobileBertConfig(vocab_size=300),
-        }[arch]
+    if arch_or_preset in ARCHITECTURES:
+        record = ARCHITECTURES[arch_or_preset]
+        base, arch_changes = record.config_class(vocab_size=300), record.tiny
     else:
-        preset = get_preset(arch_or_preset)
-        arch, base = preset.arch, preset.config
+        base, arch_changes = get_preset(arch_or_preset).config, {}
     changes: dict[str, Any] = dict(_TINY)
     if hasattr(base, "embedding_size"):
         changes["embedding_size"] = 64 if base.embedding_size == base.hidden_size else 32
@@ -689,5 +662,6 @@ def tiny_config(arch_or_preset: str, **overrides: Any) -> Config:
         changes["intra_bottleneck_size"] = 32
     if isinstance(base, BertConfig) and base.fit_size is not None:
         changes["fit_size"] = 64
+    changes.update(arch_changes)
     changes.update(overrides)
     return base.replace(**changes)

@@ -16,7 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from tfcompact.configs import ARCHITECTURES, CONFIG_CLASSES, config_from_dict, get_preset
+from tfcompact.architectures import get_architecture
+from tfcompact.configs import ResolvedModel, config_from_dict, get_preset, resolve_model
 from tfcompact.errors import CheckpointError, ConfigError
 from tfcompact.files import atomic_write_bytes, atomic_write_text
 
@@ -84,15 +85,7 @@ def write_model_dir_config(
     a preset must belong to the same architecture.
     """
     dir = os.fspath(dir)
-    if arch not in ARCHITECTURES:
-        raise ConfigError(f"arch: unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
-    if not isinstance(config, CONFIG_CLASSES[arch]):
-        raise ConfigError(f"config: architecture {arch!r} needs a {CONFIG_CLASSES[arch].__name__}, "
-                          f"got {type(config).__name__}")
-    if preset is not None and get_preset(preset).arch != arch:
-        raise ConfigError(f"preset: {preset!r} is a {get_preset(preset).arch} preset, not {arch}")
-    if sentence_head is not None and sentence_head not in ("nsp", "sop", "none"):
-        raise ConfigError(f"sentence_head: expected nsp, sop or none, got {sentence_head!r}")
+    check_model(arch, config, preset, sentence_head)
     gfile = _gfile()
     gfile.makedirs(dir)
     if vocab_path is not None:
@@ -108,6 +101,18 @@ def write_model_dir_config(
     path = _join(dir, CONFIG_FILE)
     atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+def check_model(arch: str, config, preset: Optional[str], sentence_head: Optional[str],
+                where: str = "") -> ResolvedModel:
+    """The model a directory records, checked: a known architecture, its config class, a preset
+    of that architecture, a valid sentence head (None: the preset's or architecture's). Error
+    messages start with `where` (e.g. the file) when given."""
+    prefix = f"{where}: " if where else ""
+    get_architecture(arch, where=f"{prefix}arch")
+    if preset is not None and get_preset(preset).arch != arch:
+        raise ConfigError(f"{prefix}preset: {preset!r} is a {get_preset(preset).arch} preset, not {arch}")
+    return resolve_model(preset or arch, config, sentence_head, where=where)
 
 
 def _not_a_model_dir_hint(dir: str) -> str:
@@ -180,16 +185,10 @@ def read_model_dir(dir: PathLike) -> ModelDirInfo:
             raise ConfigError(f"{path}: field '{key}': missing")
     if d["format_version"] != FORMAT_VERSION:
         raise ConfigError(f"{path}: field 'format_version': expected {FORMAT_VERSION}, got {d['format_version']!r}")
-    arch = d["arch"]
-    if arch not in ARCHITECTURES:
-        raise ConfigError(f"{path}: field 'arch': expected one of {', '.join(ARCHITECTURES)}, got {arch!r}")
+    arch, preset, sentence_head = d["arch"], d.get("preset"), d.get("sentence_head")
+    get_architecture(arch, where=f"{path}: field 'arch'")
     config = config_from_dict(arch, d["config"], source=f"{path} (config)")
-    preset = d.get("preset")
-    if preset is not None:
-        get_preset(preset)
-    sentence_head = d.get("sentence_head")
-    if sentence_head is not None and sentence_head not in ("nsp", "sop", "none"):
-        raise ConfigError(f"{path}: field 'sentence_head': expected nsp, sop or none, got {sentence_head!r}")
+    check_model(arch, config, preset, sentence_head, where=path)
     vocab = _join(dir, VOCAB_FILE)
     return ModelDirInfo(
         arch=arch,
@@ -203,13 +202,11 @@ def read_model_dir(dir: PathLike) -> ModelDirInfo:
 
 
 def build_from_info(info: ModelDirInfo):
-    """The (untrained) pretraining model a model directory describes."""
-    from tfcompact.models import DEFAULT_SENTENCE_HEAD, build_pretraining_model
+    """The (untrained) pretraining model a model directory describes (its sentence head, else
+    the preset's, else the architecture's)."""
+    from tfcompact.models import build_pretraining_model
 
-    head = info.sentence_head
-    if head is None:
-        head = get_preset(info.preset).sentence_head if info.preset else DEFAULT_SENTENCE_HEAD[info.arch]
-    return build_pretraining_model(info.arch, info.config, sentence_head=head)
+    return build_pretraining_model(info.preset or info.arch, info.config, sentence_head=info.sentence_head)
 
 
 def checkpoint_model_variable_count(prefix: str, key: str = "model") -> int:

@@ -3,25 +3,25 @@ import numpy as np
 import pytest
 
 from conftest import make_batch
-from tfcompact.configs import get_preset, tiny_config
+from tfcompact.configs import get_preset, resolve_model, tiny_config
 from tfcompact.errors import ConfigError
 from tfcompact.models import (
     ElectraPretrainer,
     build_backbone,
     build_pretraining_model,
     get_backbone,
-    resolve,
     variable_paths,
 )
 
 
 def test_resolve_by_arch_and_preset():
     config = tiny_config("albert")
-    assert resolve("albert", config)[:2] == ("albert", config)
-    arch, cfg, preset = resolve("albert_tiny_zh")
-    assert arch == "albert" and cfg == get_preset("albert_tiny_zh").config and preset.name == "albert_tiny_zh"
-    arch, cfg, preset = resolve(get_preset("electra_small_zh"), tiny_config("electra_small_zh"))
-    assert arch == "electra" and cfg.hidden_size == 64
+    r = resolve_model("albert", config)
+    assert (r.arch, r.config) == ("albert", config)
+    r = resolve_model("albert_tiny_zh")
+    assert r.arch == "albert" and r.config == get_preset("albert_tiny_zh").config and r.preset.name == "albert_tiny_zh"
+    r = resolve_model(get_preset("electra_small_zh"), tiny_config("electra_small_zh"))
+    assert r.arch == "electra" and r.config.hidden_size == 64
 
 
 def test_errors_name_what_is_wrong():

@@ -42,7 +42,8 @@ def preset_row(preset: Preset) -> dict:
         "readme_params": preset.readme_params,
         "teacher": preset.teacher,
         "params_by_part": parameter_breakdown(preset),
-        "description": preset.description,
+        "source": preset.source,
+        "note": preset.note,
         "config": config.to_dict(),
     }
 

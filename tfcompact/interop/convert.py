@@ -16,6 +16,7 @@ import shutil
 
 import tensorflow as tf
 
+from tfcompact.architectures import ARCHITECTURES
 from tfcompact.errors import CheckpointError, ConfigError, DataError, UserError
 from tfcompact.interop import EXPORT_FORMATS, name_maps
 from tfcompact.interop.output_dir import atomic_output_dir, check_output_dir
@@ -25,10 +26,6 @@ from tfcompact.interop.tf1_checkpoint import (
 
 IMPORT_KIND = "import-tf1"  # the marker kind of import outputs (see interop/output_dir.py)
 
-# The original config file name per architecture (what the TF1 scripts and HF converters read).
-CONFIG_FILE_NAMES = {"bert": "bert_config.json", "tinybert": "bert_config.json",
-                     "albert": "albert_config.json", "electra": "electra_config.json",
-                     "mobilebert": "bert_config.json"}
 
 
 def _count_vocab(path: str) -> int:
@@ -153,7 +150,7 @@ def export_tf1(model, arch: str, config, vocab_path: str | None, out_dir: str, *
             raise CheckpointError("--with_optimizer_slots needs a training checkpoint with optimizer state")
         tensors.update(name_maps.optimizer_slots_as_tf1(model, table, training_checkpoint))
     write_tf1_checkpoint(out_dir, tensors)
-    _write_text(os.path.join(out_dir, CONFIG_FILE_NAMES[arch]), config.to_json_string())
+    _write_text(os.path.join(out_dir, ARCHITECTURES[arch].config_file), config.to_json_string())
     if arch == "electra":
         # the generator's BERT-format config, as HF's ELECTRA generator conversions expect it
         _write_text(os.path.join(out_dir, "generator_config.json"),
@@ -272,11 +269,11 @@ def _load_config(arch: str, path: str, shapes):
     if not os.path.isfile(path):
         raise ConfigError(f"--config {path}: file not found")
     try:
-        return config_from_json_file("bert" if arch == "tinybert" else arch, path)
+        return config_from_json_file(arch, path)
     except ConfigError as e:
         if os.path.basename(path) == CONFIG_FILE:
             raise ConfigError(f"--config {path} is a tfcompact model directory's config, not the "
-                              f"original {CONFIG_FILE_NAMES[arch]}; a model directory needs no "
+                              f"original {ARCHITECTURES[arch].config_file}; a model directory needs no "
                               "import (export it with `tfcompact export`)") from None
         other = _other_arch(arch, shapes)
         if other:

@@ -3,9 +3,8 @@
 A table is a list of `NameEntry(tf1_name, keras_path, transform, tf1_shape, keras_shape)` in
 TF1 checkpoint order. The TF1 names (and shapes) come from
 `tfcompact.interop.tf1_names.tf1_variable_shapes`, exactly as the original releases wrote them;
-the Keras paths are those names rewritten by the per-architecture rules in `KERAS_PATH_RULES`
-(the layers build their variables inside name scopes that mirror the TF1 scopes, so most rules
-are the identity); the transform says how the array changes on the way:
+the Keras path of a variable is its TF1 name (the layers build their variables inside name
+scopes that mirror the TF1 scopes); the transform says how the array changes on the way:
 
 - `identity`: same array.
 - `transpose`: a 2-D array stored [out, in] in TF1 and [in, out] in Keras (or the reverse):
@@ -25,18 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompact.errors import CheckpointError, ConfigError
+from tfcompact.interop.tf1_names import tf1_variable_shapes
 
 TRANSFORMS = ("identity", "transpose", "reshape")
-
-# (TF1 name prefix, Keras path prefix) rewrites, first match wins; names without a matching
-# rule keep their TF1 spelling as the Keras path.
-KERAS_PATH_RULES: dict[str, list[tuple[str, str]]] = {
-    "bert": [],
-    "tinybert": [],
-    "albert": [],
-    "electra": [],
-    "mobilebert": [],
-}
 
 # TF1 names whose arrays are [out, in] where a Keras model may keep [in, out].
 TRANSPOSABLE_SUFFIXES = ("cls/seq_relationship/output_weights", "cls/predictions/extra_output_weights")
@@ -66,14 +56,6 @@ class NameEntry:
         if self.transform == "reshape":
             return np.reshape(value, self.keras_shape)
         return value
-
-
-def keras_path_for(arch: str, tf1_name: str) -> str:
-    """The Keras variable path of a TF1 name under `KERAS_PATH_RULES[arch]`."""
-    for tf1_prefix, keras_prefix in KERAS_PATH_RULES[arch]:
-        if tf1_name.startswith(tf1_prefix):
-            return keras_prefix + tf1_name[len(tf1_prefix):]
-    return tf1_name
 
 
 def _transform_for(tf1_name: str, tf1_shape: tuple, keras_shape: tuple) -> str | None:
@@ -115,16 +97,6 @@ def model_is_pretraining(model) -> bool:
                for p in model_variables(model))
 
 
-def tf1_names_for(arch: str, config, *, pretraining: bool = True, sentence_head: str = "default",
-                  component: str = "all") -> dict[str, tuple[int, ...]]:
-    """TF1 names and shapes, from `tf1_variable_shapes` (owned by the configs side)."""
-    from tfcompact.interop.tf1_names import tf1_variable_shapes
-
-    return tf1_variable_shapes("bert" if arch == "tinybert" else arch, config,
-                               pretraining=pretraining, component=component,
-                               sentence_head=sentence_head)
-
-
 def name_table(arch: str, config, model=None, *, pretraining: bool | None = None,
                sentence_head: str | None = None) -> list[NameEntry]:
     """The name table of `model` (an `arch` model built from `config`), checked both ways.
@@ -135,13 +107,12 @@ def name_table(arch: str, config, model=None, *, pretraining: bool | None = None
     if pretraining is None:
         pretraining = model_is_pretraining(model) if model is not None else True
     if sentence_head is None:
-        sentence_head = "none" if arch == "electra" else (
-            model_sentence_head(model) if model is not None else "default")
-    shapes = tf1_names_for(arch, config, pretraining=pretraining, sentence_head=sentence_head)
+        sentence_head = model_sentence_head(model) if model is not None else "default"
+    shapes = tf1_variable_shapes(arch, config, pretraining=pretraining, sentence_head=sentence_head)
     table: list[NameEntry] = []
     problems: list[str] = []
     for tf1_name, tf1_shape in shapes.items():
-        path = keras_path_for(arch, tf1_name)
+        path = tf1_name
         if variables is None:
             table.append(NameEntry(tf1_name, path, "identity", tuple(tf1_shape), tuple(tf1_shape)))
             continue

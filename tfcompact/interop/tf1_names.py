@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from typing import Optional, Union
 
-from tfcompact.configs import (ARCHITECTURES, AlbertConfig, BertConfig, ElectraConfig,
-                               MobileBertConfig, Preset, get_preset)
+from tfcompact.configs import (AlbertConfig, BertConfig, ElectraConfig, MobileBertConfig, Preset,
+                               ResolvedModel, get_preset, resolve_model)
 from tfcompact.errors import ConfigError
 
 Shape = tuple[int, ...]
@@ -24,11 +24,6 @@ Shape = tuple[int, ...]
 # Parts of a model a parameter count may cover; `classify_tf1_name` maps each name to one.
 PARTS = ("embeddings", "encoder", "pooler", "mlm_head", "sentence_head", "generator",
          "generator_head", "discriminator_head")
-SENTENCE_HEADS = ("nsp", "sop", "none")
-_DEFAULT_SENTENCE_HEAD = {"bert": "nsp", "tinybert": "nsp", "albert": "sop", "electra": "none",
-                          "mobilebert": "nsp"}
-_CONFIG_TYPES = {"bert": BertConfig, "tinybert": BertConfig, "albert": AlbertConfig,
-                 "electra": ElectraConfig, "mobilebert": MobileBertConfig}
 
 
 def _layer_norm(out: dict, scope: str, width: int, name: str = "LayerNorm") -> None:
@@ -62,12 +57,22 @@ def _embeddings(out: dict, scope: str, vocab: int, word_width: int, width: int, 
     _layer_norm(out, scope, width)
 
 
-def _sentence_head(out: dict, hidden: int) -> None:
-    out["cls/seq_relationship/output_weights"] = (2, hidden)  # [out, in]
-    out["cls/seq_relationship/output_bias"] = (2,)
+def _pretraining_heads(out: dict, config, width: int, sentence_head: str, extra: int = 0) -> None:
+    """cls/predictions (transform H -> width, LayerNorm, output bias; MobileBERT's
+    extra_output_weights [V, extra]) and cls/seq_relationship unless the head is "none"."""
+    h = config.hidden_size
+    _dense(out, "cls/predictions/transform/dense", h, width)
+    _layer_norm(out, "cls/predictions/transform", width)  # a real LayerNorm, whatever the type
+    out["cls/predictions/output_bias"] = (config.vocab_size,)
+    if extra:
+        out["cls/predictions/extra_output_weights"] = (config.vocab_size, extra)
+    if sentence_head != "none":
+        out["cls/seq_relationship/output_weights"] = (2, h)  # [out, in]
+        out["cls/seq_relationship/output_bias"] = (2,)
 
 
-def _bert(config: BertConfig, pretraining: bool, sentence_head: str) -> dict:
+def bert_shapes(config: BertConfig, pretraining: bool, sentence_head: str, component: str) -> dict:
+    """BERT and TinyBERT (google-research/bert `modeling.py`)."""
     out: dict = {}
     h = config.hidden_size
     _embeddings(out, "bert/embeddings", config.vocab_size, h, h, config)
@@ -75,15 +80,12 @@ def _bert(config: BertConfig, pretraining: bool, sentence_head: str) -> dict:
         _bert_layer(out, f"bert/encoder/layer_{n}", h, config.intermediate_size)
     _dense(out, "bert/pooler/dense", h, h)
     if pretraining:
-        _dense(out, "cls/predictions/transform/dense", h, h)
-        _layer_norm(out, "cls/predictions/transform", h)
-        out["cls/predictions/output_bias"] = (config.vocab_size,)
-        if sentence_head != "none":
-            _sentence_head(out, h)
+        _pretraining_heads(out, config, h, sentence_head)
     return out
 
 
-def _albert(config: AlbertConfig, pretraining: bool, sentence_head: str) -> dict:
+def albert_shapes(config: AlbertConfig, pretraining: bool, sentence_head: str, component: str) -> dict:
+    """ALBERT, Google's layout or brightmart's (`config.layout`)."""
     out: dict = {}
     h, e, i = config.hidden_size, config.embedding_size, config.intermediate_size
     if config.layout == "brightmart":
@@ -107,15 +109,12 @@ def _albert(config: AlbertConfig, pretraining: bool, sentence_head: str) -> dict
         head_width = e
     _dense(out, "bert/pooler/dense", h, h)
     if pretraining:
-        _dense(out, "cls/predictions/transform/dense", h, head_width)
-        _layer_norm(out, "cls/predictions/transform", head_width)
-        out["cls/predictions/output_bias"] = (config.vocab_size,)
-        if sentence_head != "none":
-            _sentence_head(out, h)
+        _pretraining_heads(out, config, head_width, sentence_head)
     return out
 
 
-def _electra(config: ElectraConfig, pretraining: bool, component: str) -> dict:
+def electra_shapes(config: ElectraConfig, pretraining: bool, sentence_head: str, component: str) -> dict:
+    """ELECTRA: shared embeddings, discriminator and/or generator (`component`)."""
     out: dict = {}
     h, e = config.hidden_size, config.embedding_size
     gen = config.generator_config()
@@ -143,7 +142,9 @@ def _electra(config: ElectraConfig, pretraining: bool, component: str) -> dict:
     return out
 
 
-def _mobilebert(config: MobileBertConfig, pretraining: bool, sentence_head: str) -> dict:
+def mobilebert_shapes(config: MobileBertConfig, pretraining: bool, sentence_head: str,
+                      component: str) -> dict:
+    """MobileBERT and its IB-BERT teacher (google-research mobilebert `modeling.py`)."""
     out: dict = {}
     h, e, i = config.hidden_size, config.embedding_size, config.intermediate_size
     b = config.true_hidden_size
@@ -187,13 +188,7 @@ def _mobilebert(config: MobileBertConfig, pretraining: bool, sentence_head: str)
     if config.classifier_activation:
         _dense(out, "bert/pooler/dense", h, h)
     if pretraining:
-        _dense(out, "cls/predictions/transform/dense", h, h)
-        _layer_norm(out, "cls/predictions/transform", h)  # a real LayerNorm, whatever the type
-        out["cls/predictions/output_bias"] = (config.vocab_size,)
-        if h != e:
-            out["cls/predictions/extra_output_weights"] = (config.vocab_size, h - e)
-        if sentence_head != "none":
-            _sentence_head(out, h)
+        _pretraining_heads(out, config, h, sentence_head, extra=h - e)
     return out
 
 
@@ -209,29 +204,14 @@ def tf1_variable_shapes(arch: str, config, *, pretraining: bool = True, componen
       ELECTRA), "nsp", "sop" or "none"; NSP and SOP share the names cls/seq_relationship/*.
     prefix: prepended to every name, e.g. "teacher/" for MobileBERT's teacher variables.
     """
-    if arch not in _CONFIG_TYPES:
-        raise ConfigError(f"unknown architecture {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
-    if not isinstance(config, _CONFIG_TYPES[arch]):
-        raise ConfigError(f"architecture {arch!r} needs a {_CONFIG_TYPES[arch].__name__}, "
-                          f"got {type(config).__name__}")
-    if sentence_head == "default":
-        sentence_head = _DEFAULT_SENTENCE_HEAD[arch]
-    if sentence_head not in SENTENCE_HEADS:
-        raise ConfigError(f"sentence_head: expected default, nsp, sop or none, got {sentence_head!r}")
-    if arch == "electra" and sentence_head != "none":
-        raise ConfigError("sentence_head: ELECTRA has no sentence-level head; use 'none'")
+    resolved = resolve_model(arch, config, None if sentence_head == "default" else sentence_head)
     if component not in ("all", "discriminator", "generator"):
         raise ConfigError(f"component: expected all, discriminator or generator, got {component!r}")
-    if arch != "electra" and component != "all":
-        raise ConfigError(f"component: only ELECTRA has generator/discriminator components, not {arch!r}")
-    if arch in ("bert", "tinybert"):
-        shapes = _bert(config, pretraining, sentence_head)
-    elif arch == "albert":
-        shapes = _albert(config, pretraining, sentence_head)
-    elif arch == "electra":
-        shapes = _electra(config, pretraining, component)
-    else:
-        shapes = _mobilebert(config, pretraining, sentence_head)
+    if resolved.arch != "electra" and component != "all":
+        raise ConfigError(f"component: only ELECTRA has generator/discriminator components, "
+                          f"not {resolved.arch!r}")
+    shapes = resolved.architecture.tf1_variable_shapes(resolved.config, pretraining, resolved.sentence_head,
+                                                       component)
     return {prefix + name: shape for name, shape in shapes.items()}
 
 
@@ -269,10 +249,10 @@ def _parse_scope(scope: str) -> set[str]:
 
 def parameter_breakdown(preset_or_arch_config: Union[str, Preset, tuple]) -> dict[str, int]:
     """Parameters per model part (pretraining heads included), from the TF1 shapes."""
-    arch, config, sentence_head = _resolve(preset_or_arch_config)
+    resolved = _resolve(preset_or_arch_config)
     counts = {part: 0 for part in PARTS}
-    for name, shape in tf1_variable_shapes(arch, config, pretraining=True,
-                                           sentence_head=sentence_head).items():
+    for name, shape in tf1_variable_shapes(resolved.arch, resolved.config, pretraining=True,
+                                           sentence_head=resolved.sentence_head).items():
         counts[classify_tf1_name(name)] += math.prod(shape)
     return {part: n for part, n in counts.items() if n}
 
@@ -295,11 +275,10 @@ def _is_preset(value) -> bool:
     return isinstance(value, (str, Preset))
 
 
-def _resolve(value) -> tuple[str, object, str]:
+def _resolve(value) -> ResolvedModel:
     if _is_preset(value):
-        preset = get_preset(value)
-        return preset.arch, preset.config, preset.sentence_head
+        return resolve_model(value)
     if isinstance(value, tuple) and len(value) in (2, 3):
-        arch, config = value[0], value[1]
-        return arch, config, (value[2] if len(value) == 3 else "default")
+        head = value[2] if len(value) == 3 and value[2] != "default" else None
+        return resolve_model(value[0], value[1], head)
     raise ConfigError(f"expected a preset name, a Preset or an (arch, config) pair, got {type(value).__name__}")

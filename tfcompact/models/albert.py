@@ -19,32 +19,22 @@ import keras
 
 from tfcompact.configs import AlbertConfig
 from tfcompact.layers.core import dense
-from tfcompact.layers.embeddings import Embeddings
-from tfcompact.layers.heads import Pooler
 from tfcompact.layers.transformer import AlbertGroup, TransformerBlock
-from tfcompact.models.bert import run_encoder
 from tfcompact.models.common import (
-    functional_model,
     attach_pretraining_heads,
     backbone_inputs,
-    backbone_outputs,
+    backbone_model,
+    block_options,
+    config_embeddings,
     model_scope,
+    run_encoder,
     scope,
 )
 
 
 def _block_kwargs(config: AlbertConfig) -> dict:
-    return dict(
-        hidden_size=config.hidden_size,
-        num_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size,
-        hidden_act=config.hidden_act,
-        exact_gelu=False,
-        hidden_dropout=config.hidden_dropout_prob,
-        attention_dropout=config.attention_probs_dropout_prob,
-        initializer_range=config.initializer_range,
-        norm_position="pre" if config.ln_type == "preln" else "post",
-    )
+    return dict(block_options(config), exact_gelu=False,
+                norm_position="pre" if config.ln_type == "preln" else "post")
 
 
 def albert_layer_groups(config: AlbertConfig) -> list:
@@ -66,40 +56,26 @@ def build_albert_backbone(config: AlbertConfig, name: str | None = None) -> kera
     brightmart = config.layout == "brightmart"
     inputs = backbone_inputs()
     with scope(prefix):
-        embeddings = Embeddings(
-            vocab_size=config.vocab_size,
-            embedding_size=config.embedding_size,
-            hidden_size=config.hidden_size,
-            type_vocab_size=config.type_vocab_size,
-            max_position_embeddings=config.max_position_embeddings,
-            initializer_range=config.initializer_range,
-            dropout_rate=config.hidden_dropout_prob,
-            layout="brightmart" if brightmart else "bert",
-            name="embeddings",
-        )
+        embeddings = config_embeddings(config, config.embedding_size, hidden_size=config.hidden_size,
+                                       layout="brightmart" if brightmart else "bert")
         x = embeddings((inputs["input_ids"], inputs["segment_ids"]))
         with scope("encoder"):
             if not brightmart and config.embedding_size != config.hidden_size:
                 x = dense(config.hidden_size, "embedding_hidden_mapping_in", config.initializer_range)(x)
             with scope("" if brightmart else "transformer"):
                 hidden_states, attention_logits = run_encoder(x, inputs["input_mask"], albert_layer_groups(config))
-        pooled = Pooler(config.hidden_size, config.initializer_range, name="pooler")(hidden_states[-1])
-    outputs = backbone_outputs(hidden_states[-1], pooled, hidden_states, attention_logits)
-    return functional_model(inputs, outputs, name=model_name)
+        return backbone_model(inputs, hidden_states, attention_logits, config, model_name)
 
 
 def build_albert_pretraining_model(
-    config: AlbertConfig, sentence_head: str = "sop", name: str | None = None
+    config: AlbertConfig, sentence_head: str = "sop", name: str | None = None, seed: int | None = None
 ) -> keras.Model:
-    """ALBERT backbone + tied MLM head (transform H → E, Google layout) + SOP head."""
+    """ALBERT backbone + tied MLM head (transform H → E, Google layout) + SOP head.
+
+    ``seed`` is unused (nothing is sampled); it is part of every pretraining builder's signature.
+    """
     backbone = build_albert_backbone(config, name=name)
     brightmart = config.layout == "brightmart"
     return attach_pretraining_heads(
-        backbone,
-        vocab_size=config.vocab_size,
-        transform_size=config.hidden_size if brightmart else config.embedding_size,
-        hidden_act=config.hidden_act,
-        initializer_range=config.initializer_range,
-        sentence_head=sentence_head,
-        prefix=f"{name}/" if name else "",
-    )
+        backbone, config, transform_size=config.hidden_size if brightmart else config.embedding_size,
+        sentence_head=sentence_head, name=name)

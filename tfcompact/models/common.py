@@ -8,10 +8,49 @@ import keras
 from keras import ops
 
 from tfcompact.layers.core import dense
-from tfcompact.layers.heads import FirstToken, MaskedLMHead, SentenceHead
+from tfcompact.layers.embeddings import Embeddings
+from tfcompact.layers.heads import FirstToken, MaskedLMHead, Pooler, SentenceHead
 
 BACKBONE_INPUTS = ("input_ids", "input_mask", "segment_ids")
-SENTENCE_HEADS = ("nsp", "sop", "none")
+
+
+def config_embeddings(config, embedding_size: int, layout: str = "bert", **options) -> Embeddings:
+    """The ``embeddings`` layer with the config's vocabulary, type vocabulary, positions,
+    initializer and dropout; ``options`` are the layout's own (hidden_size, trigram_input...)."""
+    return Embeddings(
+        vocab_size=config.vocab_size,
+        embedding_size=embedding_size,
+        type_vocab_size=config.type_vocab_size,
+        max_position_embeddings=config.max_position_embeddings,
+        initializer_range=config.initializer_range,
+        dropout_rate=config.hidden_dropout_prob,
+        layout=layout,
+        name="embeddings",
+        **options,
+    )
+
+
+def block_options(config) -> dict:
+    """The keywords of a transformer block (BERT, ALBERT, MobileBERT) read from the config."""
+    return dict(
+        hidden_size=config.hidden_size,
+        num_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        hidden_act=config.hidden_act,
+        hidden_dropout=config.hidden_dropout_prob,
+        attention_dropout=config.attention_probs_dropout_prob,
+        initializer_range=config.initializer_range,
+    )
+
+
+def run_encoder(x, input_mask, layers) -> tuple[list, list]:
+    """Apply the blocks in order; hidden states start with the encoder input."""
+    hidden_states, attention_logits = [x], []
+    for layer in layers:
+        x, logits = layer(x, input_mask=input_mask)
+        hidden_states.append(x)
+        attention_logits.append(logits)
+    return hidden_states, attention_logits
 
 
 def backbone_inputs() -> dict[str, keras.KerasTensor]:
@@ -61,6 +100,19 @@ def backbone_outputs(sequence_output, pooled_output, hidden_states: list, attent
     }
 
 
+def backbone_model(inputs: dict, hidden_states: list, attention_logits: list, config,
+                   name: str, pooler: bool = True) -> keras.Model:
+    """The backbone model: the last hidden state is the sequence output, pooled by the tanh
+    ``pooler`` on [CLS] (created in the current scope) or, with ``pooler=False``, the raw [CLS]."""
+    sequence_output = hidden_states[-1]
+    if pooler:
+        pooled = Pooler(config.hidden_size, config.initializer_range, name="pooler")(sequence_output)
+    else:
+        pooled = first_token(sequence_output)
+    outputs = backbone_outputs(sequence_output, pooled, hidden_states, attention_logits)
+    return functional_model(inputs, outputs, name=name)
+
+
 def model_scope(default: str, name: str | None) -> tuple[str, str]:
     """(model name, variable scope): ``name`` (e.g. "teacher") becomes a prefix of the default scope."""
     if name is None:
@@ -70,24 +122,23 @@ def model_scope(default: str, name: str | None) -> tuple[str, str]:
 
 def attach_pretraining_heads(
     backbone: keras.Model,
+    config,
     *,
-    vocab_size: int,
     transform_size: int,
-    hidden_act: str,
-    exact_gelu: bool = False,
-    initializer_range: float = 0.02,
-    extra_output_size: int = 0,
     sentence_head: str = "nsp",
     name: str | None = None,
-    prefix: str = "",
+    extra_output_size: int = 0,
     fit_size: int | None = None,
 ) -> keras.Model:
     """Backbone + ``cls/predictions`` (tied MLM) + optional ``cls/seq_relationship`` (NSP/SOP).
 
     The backbone is nested as a layer named after it; the heads' variables are created under
-    ``<prefix>cls/...``. ``fit_size`` adds TinyBERT's ``fit_dense`` (H → fit_size) applied to
-    every hidden state, returned as ``fit_hidden_states``.
+    ``<name>/cls/...`` (``name`` as given to the backbone builder, e.g. "teacher") or
+    ``cls/...``. ``fit_size`` adds TinyBERT's ``fit_dense`` (H → fit_size) applied to every
+    hidden state, returned as ``fit_hidden_states``.
     """
+    prefix = f"{name}/" if name else ""
+    vocab_size, initializer_range = config.vocab_size, config.initializer_range
     inputs = pretraining_inputs()
     outputs = dict(backbone({k: inputs[k] for k in BACKBONE_INPUTS}))
     embedding_layer = backbone.get_layer("embeddings")
@@ -96,8 +147,7 @@ def attach_pretraining_heads(
             embedding_layer,
             vocab_size,
             transform_size,
-            hidden_act=hidden_act,
-            exact_gelu=exact_gelu,
+            hidden_act=config.hidden_act,
             initializer_range=initializer_range,
             extra_output_size=extra_output_size,
             name="predictions",
@@ -111,7 +161,7 @@ def attach_pretraining_heads(
         with scope(prefix):
             fit_dense = dense(fit_size, "fit_dense", initializer_range)
             outputs["fit_hidden_states"] = [fit_dense(h) for h in outputs["hidden_states"]]
-    return functional_model(inputs, outputs, name=name or f"{backbone.name}_pretraining")
+    return functional_model(inputs, outputs, name=f"{backbone.name}_pretraining")
 
 
 def gather_indices_mask(positions, seq_len: int):

@@ -17,31 +17,17 @@ from tfcompact.configs import ElectraConfig
 from tfcompact.layers.core import dense, replica_seed
 from tfcompact.layers.embeddings import Embeddings
 from tfcompact.layers.heads import DiscriminatorHead, MaskedLMHead
-from tfcompact.models.bert import bert_encoder_layers, run_encoder
+from tfcompact.models.bert import bert_encoder_layers
 from tfcompact.models.common import (
-    functional_model,
     BACKBONE_INPUTS,
     backbone_inputs,
-    backbone_outputs,
-    first_token,
+    backbone_model,
+    config_embeddings,
     gather_indices_mask,
     model_scope,
+    run_encoder,
     scope,
 )
-
-
-def electra_embeddings(config: ElectraConfig) -> Embeddings:
-    """The width-E embedding layer (word, type, position, LayerNorm) shared by both models."""
-    return Embeddings(
-        vocab_size=config.vocab_size,
-        embedding_size=config.embedding_size,
-        type_vocab_size=config.type_vocab_size,
-        max_position_embeddings=config.max_position_embeddings,
-        initializer_range=config.initializer_range,
-        dropout_rate=config.hidden_dropout_prob,
-        layout="bert",
-        name="embeddings",
-    )
 
 
 def build_electra_backbone(
@@ -60,7 +46,8 @@ def build_electra_backbone(
     inputs = backbone_inputs()
     if embeddings is None:
         with scope(prefix):
-            embeddings = electra_embeddings(config)
+            # width E (word, type, position, LayerNorm), shared with the generator
+            embeddings = config_embeddings(config, config.embedding_size)
             x = embeddings((inputs["input_ids"], inputs["segment_ids"]))
     else:
         x = embeddings((inputs["input_ids"], inputs["segment_ids"]))
@@ -69,11 +56,9 @@ def build_electra_backbone(
             x = dense(config.hidden_size, "embeddings_project", config.initializer_range)(x)
         with scope("encoder"):
             hidden_states, attention_logits = run_encoder(
-                x, inputs["input_mask"], bert_encoder_layers(config, prefix, exact_gelu=True)
+                x, inputs["input_mask"], bert_encoder_layers(config, exact_gelu=True)
             )
-        pooled = first_token(hidden_states[-1])
-    outputs = backbone_outputs(hidden_states[-1], pooled, hidden_states, attention_logits)
-    return functional_model(inputs, outputs, name=model_name)
+        return backbone_model(inputs, hidden_states, attention_logits, config, model_name, pooler=False)
 
 
 def scatter_positions(ids, positions, updates):
@@ -172,6 +157,10 @@ class ElectraPretrainer(keras.Model):
                    seed=config.get("seed"), name=config.get("name", "electra_pretrainer"))
 
 
-def build_electra_pretraining_model(config: ElectraConfig, seed: int | None = None) -> ElectraPretrainer:
-    """The ELECTRA pretrainer (generator + discriminator sharing ``electra/embeddings``)."""
+def build_electra_pretraining_model(
+    config: ElectraConfig, sentence_head: str = "none", name: str | None = None, seed: int | None = None
+) -> ElectraPretrainer:
+    """The ELECTRA pretrainer (generator + discriminator sharing ``electra/embeddings``); ``seed``
+    seeds its Gumbel sampling. ELECTRA has no sentence head and its variables are always under
+    ``electra/`` and ``generator/``, so ``sentence_head`` ("none") and ``name`` change nothing."""
     return ElectraPretrainer(config, seed=seed)

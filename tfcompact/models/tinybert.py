@@ -39,7 +39,7 @@ def build_tinybert_student(
 
 def build_tinybert_pretraining_model(
     config: BertConfig, sentence_head: str = "nsp", name: str | None = None,
-    teacher_hidden_size: int | None = None,
+    seed: int | None = None, teacher_hidden_size: int | None = None,
 ) -> keras.Model:
     """BERT pretraining model (MLM + NSP) with ``fit_dense`` and ``fit_hidden_states`` added."""
     return build_bert_pretraining_model(
