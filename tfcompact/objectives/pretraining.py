@@ -19,9 +19,8 @@ from typing import Mapping
 
 import tensorflow as tf
 
+from tfcompact.architectures import ARCHITECTURES as PRETRAINING_ARCHITECTURES
 from tfcompact.errors import ConfigError
-
-PRETRAINING_ARCHITECTURES = ("bert", "albert", "electra", "mobilebert", "tinybert")
 
 
 def _f32(x) -> tf.Tensor:
