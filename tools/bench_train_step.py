@@ -27,6 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from tfcompact.architectures import ARCHITECTURES  # noqa: E402
+
 # (row label, preset, size class); base sizes run fewer steps.
 ROWS = [
     ("albert tiny", "albert_tiny_zh", "tiny"),
@@ -85,7 +87,7 @@ def bench_ours(preset: str, batch: dict, steps: int, jit: bool) -> dict:
     from tfcompact.models import build_pretraining_model
     from tfcompact.optim import create_optimizer
     from tfcompact.train.loop import TrainLoop
-    from tfcompact.train.pretrain import pretraining_loss_fn
+    from tfcompact.objectives.pretraining import pretraining_objective
 
     p = get_preset(preset)
     tf.keras.utils.set_random_seed(0)
@@ -94,7 +96,7 @@ def bench_ours(preset: str, batch: dict, steps: int, jit: bool) -> dict:
     opt = create_optimizer(name, 1e-4, 0, 1000)
     ds = tf.data.Dataset.from_tensors({k: tf.constant(v) for k, v in batch.items()}).repeat()
     strategy = tf.distribute.get_strategy()
-    loop = TrainLoop(strategy, model, opt, pretraining_loss_fn(p.arch), ds.element_spec, seed=0,
+    loop = TrainLoop(strategy, model, opt, pretraining_objective(p.arch), ds.element_spec, seed=0,
                      jit_compile=jit, loss_is_replica_share=True)
     it = iter(strategy.distribute_datasets_from_function(lambda ctx: ds))
     t0 = time.perf_counter()
@@ -172,9 +174,7 @@ def bench_hf(preset: str, batch: dict, steps: int) -> dict | None:
                               labels=rtd).loss
             return g + 50.0 * d
     else:
-        cls = {"albert": T.AlbertForPreTraining, "bert": T.BertForPreTraining,
-               "tinybert": T.BertForPreTraining, "mobilebert": T.MobileBertForPreTraining}[p.arch]
-        model = cls(hf_config)
+        model = getattr(T, ARCHITECTURES[p.arch].hf_pretraining)(hf_config)
         params = list(model.parameters())
         key = "sentence_order_label" if p.arch == "albert" else "next_sentence_label"
 

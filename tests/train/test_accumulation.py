@@ -11,14 +11,13 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 def _train(data_dir, strategy, batch, accumulation, steps, init_weights=None):
-    import tensorflow as tf
 
     from tfcompact.inputs.pretraining import pretraining_dataset
     from tfcompact.configs import tiny_config
     from tfcompact.models import build_pretraining_model
     from tfcompact.optim import create_optimizer
     from tfcompact.train.loop import TrainLoop
-    from tfcompact.train.pretrain import pretraining_loss_fn
+    from tfcompact.objectives.pretraining import pretraining_objective
 
     config = tiny_config("bert", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
                          vocab_size=120)
@@ -35,7 +34,7 @@ def _train(data_dir, strategy, batch, accumulation, steps, init_weights=None):
                                    repeat=False)
 
     spec = pretraining_dataset(data_dir, 1, is_training=False).element_spec
-    loop = TrainLoop(strategy, model, opt, pretraining_loss_fn("bert"), spec, seed=3,
+    loop = TrainLoop(strategy, model, opt, pretraining_objective("bert"), spec, seed=3,
                      loss_is_replica_share=True, accumulation_steps=accumulation)
     metrics = loop.train(iter(strategy.distribute_datasets_from_function(dataset)), steps)
     return start, model.get_weights(), int(loop.step.numpy()), metrics

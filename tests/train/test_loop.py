@@ -9,8 +9,10 @@ from tfcompact.inputs.pretraining import pretraining_dataset
 from tfcompact.configs import tiny_config
 from tfcompact.models import build_pretraining_model
 from tfcompact.optim import create_optimizer
-from tfcompact.train.loop import TrainLoop, auc_from_histograms
-from tfcompact.train.pretrain import distillation_loss_fn, pretraining_loss_fn
+from tfcompact.objectives.pretraining import auc_from_histogram
+from tfcompact.train.loop import TrainLoop
+from tfcompact.objectives.pretraining import pretraining_objective
+from tfcompact.train.pretrain import distillation_loss_fn
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def test_loss_is_mlm_plus_sentence_cross_entropy_and_decreases(arch, sentence, d
     model = build_pretraining_model(arch, tiny_config(arch, vocab_size=VOCAB_SIZE,
                                                       hidden_dropout_prob=0.0,
                                                       attention_probs_dropout_prob=0.0))
-    loop, it, ds = _loop(model, data_dir, pretraining_loss_fn(arch))
+    loop, it, ds = _loop(model, data_dir, pretraining_objective(arch))
     batch = next(iter(ds))
     out = model({k: batch[k] for k in ("input_ids", "input_mask", "segment_ids",
                                        "masked_lm_positions")}, training=False)
@@ -74,7 +76,7 @@ def strategy_ds(ds):
 def test_electra_generator_and_discriminator_train(data_dir):
     tf.keras.utils.set_random_seed(1)
     model = build_pretraining_model("electra", tiny_config("electra", vocab_size=VOCAB_SIZE), seed=5)
-    loop, it, _ = _loop(model, data_dir, pretraining_loss_fn("electra"))
+    loop, it, _ = _loop(model, data_dir, pretraining_objective("electra"))
     first = loop.train(it, 1)
     assert first["loss"] == pytest.approx(first["mlm_loss"] + 50.0 * first["rtd_loss"], rel=1e-5)
     loop.train(it, 6)
@@ -192,11 +194,11 @@ def test_distillation_objectives_are_wired_to_the_recipe_weights():
         distillation_loss_fn(exp("tinybert_general", {"mlm": 1.0}), cfg, 100)
 
 
-def test_auc_from_histograms_matches_pairwise_count():
+def test_auc_from_histogram_matches_pairwise_count():
     rng = np.random.default_rng(0)
     pos = rng.integers(0, 5, 10).astype(float)
     neg = rng.integers(0, 5, 10).astype(float)
     # pairwise: P(score_pos > score_neg) + 0.5 P(tie), scores = bucket index
     num = sum(pos[i] * neg[j] * (1.0 if i > j else 0.5 if i == j else 0.0)
               for i in range(10) for j in range(10))
-    assert auc_from_histograms(pos, neg) == pytest.approx(num / (pos.sum() * neg.sum()))
+    assert float(auc_from_histogram(np.stack([neg, pos]))) == pytest.approx(num / (pos.sum() * neg.sum()))

@@ -1,5 +1,4 @@
 """Preflight: TPU paths, batch split, shards per host, data manifest against the model."""
-import json
 import os
 
 import pytest
@@ -7,8 +6,8 @@ import pytest
 from train_helpers import make_masked_data, tiny_experiment
 from tfcompact.errors import ConfigError, DataError
 from tfcompact.train.experiment import experiment_from_dict
-from tfcompact.train.preflight import Placement, preflight, read_data_manifest
-from tfcompact.train.pretrain import resolve_model_config
+from tfcompact.train.preflight import Placement
+from tfcompact.train.plan import check_plan, make_plan
 from tfcompact.train.tpu_software import tpu_topology
 
 
@@ -18,11 +17,9 @@ def data_dir(tmp_path_factory):
 
 
 def _check(raw, data_dir, placement=Placement(False, 1, 1)):
-    exp = experiment_from_dict(raw, "exp.yaml")
-    manifest = read_data_manifest(exp.data.train, "data.train")
-    _, config, _, _ = resolve_model_config(exp.model, manifest, exp.source)
-    preflight(exp, placement, config, {"data.train": manifest})
-    return config
+    plan = make_plan(experiment_from_dict(raw, "exp.yaml"))
+    check_plan(plan, placement)
+    return plan.model.config
 
 
 def test_matching_data_passes_and_vocab_size_comes_from_data(data_dir, tmp_path):

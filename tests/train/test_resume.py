@@ -146,7 +146,6 @@ def test_warm_start_loads_model_weights_only(tmp_path):
 def test_warm_start_from_a_training_run(tmp_path):
     """A model directory left by `tfcompact pretrain` (model + optimizer checkpoint) warm-starts
     a new model: weights only."""
-    import keras
 
     from tfcompact.models import build_pretraining_model
     from tfcompact.modeldir import read_model_dir, write_model_dir_config

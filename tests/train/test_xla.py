@@ -32,7 +32,8 @@ from tfcompact.models import build_pretraining_model
 from tfcompact.optim import create_optimizer
 from tfcompact.train.experiment import experiment_from_dict
 from tfcompact.train.loop import TrainLoop
-from tfcompact.train.pretrain import distillation_loss_fn, pretraining_loss_fn
+from tfcompact.objectives.pretraining import pretraining_objective
+from tfcompact.train.pretrain import distillation_loss_fn
 
 pytestmark = pytest.mark.host_xla
 
@@ -160,7 +161,7 @@ def run_path(path: Path, data: dict, policy: str, jit_compile: bool, initial=Non
             loss_fn, share = distillation_objective(path, config), False
             optimizer = create_optimizer("adamw", 1e-3, 0, TOTAL_STEPS)
         else:
-            loss_fn, share = pretraining_loss_fn(path.arch), True
+            loss_fn, share = pretraining_objective(path.arch), True
             optimizer = create_optimizer("lamb", 1e-2, 0, TOTAL_STEPS)
         data_dir = data["unmasked" if path.dynamic_masking else "masked"]
         masking = data["masking"] if path.dynamic_masking else None

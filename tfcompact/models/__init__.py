@@ -14,14 +14,10 @@ from typing import Optional, Union
 
 import keras
 
-from tfcompact.architectures import ARCHITECTURES
 from tfcompact.configs import Config, Preset, resolve_model
 from tfcompact.models.electra import ElectraPretrainer
 from tfcompact.models.tinybert import build_tinybert_student
 
-# Each architecture's default sentence head, read from the architecture table; kept for
-# `tfcompact.train.pretrain` until it takes the head from `resolve_model`.
-DEFAULT_SENTENCE_HEAD = {name: a.sentence_head for name, a in ARCHITECTURES.items()}
 
 
 def build_backbone(arch_or_preset: Union[str, Preset], config: Optional[Config] = None,
@@ -67,7 +63,6 @@ def get_backbone(model: keras.Model) -> keras.Model:
 
 
 __all__ = [
-    "DEFAULT_SENTENCE_HEAD",
     "ElectraPretrainer",
     "build_backbone",
     "build_pretraining_model",

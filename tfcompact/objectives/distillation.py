@@ -28,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from tfcompact.errors import ConfigError
+from tfcompact.objectives.pretraining import masked_lm_accuracy
 from tfcompact.optim.schedules import pkt_layer_phase_factor
 
 
@@ -266,3 +267,80 @@ def pkt_layer_gates(step, num_layers: int, steps_per_phase: int) -> tf.Tensor:
         tf.cast(pkt_layer_phase_factor(step, layer, steps_per_phase) > 0.5, tf.float32)
         for layer in range(num_layers)
     ])
+
+
+# ---------------------------------------------------------------------------- the objectives
+# A loss function for the train loop: loss_fn(outputs, batch, teacher_outputs, step) ->
+# (total loss, metrics), from a recipe name and its loss weights by term name.
+
+def _take_weights(weights: Mapping[str, float], defaults: Mapping[str, float], kind: str,
+                  source: str) -> dict[str, float]:
+    unknown = sorted(set(weights) - set(defaults))
+    if unknown:
+        raise ConfigError(f"{source}: distillation.weights: unknown term(s) {', '.join(unknown)} "
+                          f"for kind {kind}")
+    return {k: float(weights.get(k, v)) for k, v in defaults.items()}
+
+
+def _tinybert_general_objective(w: Mapping[str, float]):
+    def loss_fn(outputs, batch, teacher_outputs, step):
+        attention = tinybert_attention_loss(outputs["attention_logits"],
+                                            teacher_outputs["attention_logits"])
+        hidden_states = outputs.get("fit_hidden_states", outputs["hidden_states"])
+        hidden = tinybert_hidden_loss(hidden_states, teacher_outputs["hidden_states"])
+        total = w["attention"] * attention + w["hidden"] * hidden
+        return total, {"total_loss": total, "attention_loss": attention, "hidden_loss": hidden}
+
+    return loss_fn
+
+
+def _mobilebert_factors(w: Mapping[str, float]) -> dict[str, float]:
+    return dict(hidden_factor=w["hidden"], attention_factor=w["attention"], beta=w["beta"],
+                gamma=w["gamma"])
+
+
+def _mobilebert_pkt_objective(w: Mapping[str, float], num_layers: int, steps_per_phase: int):
+    def loss_fn(outputs, batch, teacher_outputs, step):
+        gates = pkt_layer_gates(step + 1, num_layers, steps_per_phase)
+        return mobilebert_transfer_loss(outputs, teacher_outputs, gates, **_mobilebert_factors(w))
+
+    return loss_fn
+
+
+def _mobilebert_main_objective(w: Mapping[str, float], ground_truth_ratio: float):
+    def loss_fn(outputs, batch, teacher_outputs, step):
+        transfer, metrics = mobilebert_transfer_loss(outputs, teacher_outputs, None,
+                                                     **_mobilebert_factors(w))
+        mlm = mobilebert_mlm_distillation_loss(
+            outputs["mlm_logits"], teacher_outputs["mlm_logits"], batch["masked_lm_ids"],
+            batch["masked_lm_weights"], ground_truth_ratio=ground_truth_ratio)
+        total = transfer + w["mlm"] * mlm
+        accuracy = masked_lm_accuracy(outputs["mlm_logits"], batch["masked_lm_ids"],
+                                      batch["masked_lm_weights"])
+        return total, dict(metrics, total_loss=total, mlm_distillation_loss=mlm,
+                           mlm_accuracy=accuracy)
+
+    return loss_fn
+
+
+_MOBILEBERT_WEIGHTS = {"hidden": 100.0, "attention": 1.0, "beta": 5000.0, "gamma": 5.0}
+
+
+def distillation_objective(kind: str, weights: Mapping[str, float], *, num_layers: int,
+                           total_steps: int, steps_per_layer: int = 0,
+                           ground_truth_ratio: float = 0.5, source: str = "distillation"):
+    """The loss function of a distillation recipe: TinyBERT general distillation (attention
+    + hidden MSE), MobileBERT progressive knowledge transfer (one layer's phase at a time) or
+    MobileBERT's main stage (all transfer terms + MLM against the mixed target)."""
+    if kind == "tinybert_general":
+        w = _take_weights(weights, {"attention": 1.0, "hidden": 1.0}, kind, source)
+        return _tinybert_general_objective(w)
+    if kind == "mobilebert_pkt":
+        w = _take_weights(weights, _MOBILEBERT_WEIGHTS, kind, source)
+        per_phase = steps_per_layer or pkt_steps_per_phase(total_steps, num_layers)
+        return _mobilebert_pkt_objective(w, num_layers, per_phase)
+    if kind == "mobilebert_main":
+        w = _take_weights(weights, dict(_MOBILEBERT_WEIGHTS, mlm=1.0), kind, source)
+        return _mobilebert_main_objective(w, ground_truth_ratio)
+    raise ConfigError(f"{source}: distillation.kind: expected tinybert_general, mobilebert_pkt "
+                      f"or mobilebert_main, got {kind!r}")

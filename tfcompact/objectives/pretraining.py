@@ -205,3 +205,12 @@ def pretraining_loss(arch: str, outputs: Mapping, batch: Mapping, *,
     metrics["total_loss"] = total
     return total, metrics
 
+
+
+def pretraining_objective(arch: str):
+    """The train loop's loss function for `arch`'s pretraining objective: each replica returns
+    its share of the global mean (the loop sums the shares over replicas)."""
+    def loss_fn(outputs, batch, teacher_outputs, step):
+        return pretraining_loss(arch, outputs, batch, cross_replica=True)
+
+    return loss_fn

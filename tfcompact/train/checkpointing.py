@@ -24,9 +24,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from tfcompact import modeldir
 from tfcompact.errors import CheckpointError
-
-CHECKPOINT_SUBDIR = "checkpoints"
 
 
 def _first_line(e: BaseException) -> str:
@@ -88,8 +87,8 @@ class RunCheckpoints:
                  log=print):
         """`write_dir`: where a non-chief worker writes its (discarded) copies; every worker
         resumes from `model_dir`, the chief's checkpoints."""
-        self.read_directory = os.path.join(model_dir, CHECKPOINT_SUBDIR)
-        self.directory = os.path.join(write_dir or model_dir, CHECKPOINT_SUBDIR)
+        self.read_directory = os.path.join(model_dir, modeldir.CHECKPOINT_DIR)
+        self.directory = os.path.join(write_dir or model_dir, modeldir.CHECKPOINT_DIR)
         self.model = model
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step,
                                               nonfinite_in_a_row=nonfinite_in_a_row)
@@ -187,8 +186,6 @@ class NonFiniteWeightsError(CheckpointError):
 def resolve_warm_start(path: str, field: str = "init_checkpoint") -> str:
     """The checkpoint prefix a warm start (or a teacher) reads: the newest checkpoint of a
     model directory, or a prefix given directly; a one-line error naming `field` otherwise."""
-    from tfcompact import modeldir
-
     if tf.io.gfile.exists(os.path.join(path, modeldir.CONFIG_FILE)):
         ckpt_dir = os.path.join(path, modeldir.CHECKPOINT_DIR)
         prefix = tf.train.latest_checkpoint(ckpt_dir) if tf.io.gfile.isdir(ckpt_dir) else None
@@ -205,8 +202,6 @@ def resolve_warm_start(path: str, field: str = "init_checkpoint") -> str:
 
 def warm_start(model, init_checkpoint: str) -> str:
     """Load only the model weights of another model directory (or a checkpoint prefix in one)."""
-    from tfcompact import modeldir
-
     prefix = resolve_warm_start(init_checkpoint)
     try:
         modeldir.checkpoint_model_variable_count(prefix, "model")

@@ -170,7 +170,7 @@ def check_path(report: Report, name: str, path: str, *, writable: bool) -> None:
 def check_data(report: Report, name: str, path: str) -> None:
     """A data directory: its manifest validates and every listed shard exists."""
     from tfcompact.errors import UserError
-    from tfcompact.train.preflight import read_data_manifest
+    from tfcompact.inputs.manifest import read_data_manifest
 
     try:
         manifest = read_data_manifest(path, name)

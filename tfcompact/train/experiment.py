@@ -266,11 +266,10 @@ Fail = Callable[[str, str], None]
 
 def _failer(source: str, lines: Mapping[str, int | str]) -> Fail:
     """fail(key, message): a ConfigError naming the file and the key's line (or --set item)."""
+    where = _where(source, lines)
+
     def fail(key: str, msg: str) -> None:
-        line = lines.get(key)
-        if isinstance(line, str):
-            raise ConfigError(f"{source} ({line}): '{key}' {msg}")
-        raise ConfigError(f"{source}:{line}: '{key}' {msg}" if line else f"{source}: '{key}' {msg}")
+        raise ConfigError(f"{where(key)}: '{key}' {msg}")
 
     return fail
 

@@ -29,8 +29,10 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
+
+from tfcompact.objectives.pretraining import auc_from_histogram, rtd_auc_histogram
+from tfcompact.optim.accumulation import GradientAccumulator
 
 # loss_fn(outputs, batch, teacher_outputs, step) -> (loss, {name: scalar}); `step` is the int64
 # global step (distillation schedules such as MobileBERT's progressive transfer use it).
@@ -51,16 +53,6 @@ def seed_state_variables(*models: keras.Model | None) -> list:
                 seen.add(id(v))
                 found.append(v)
     return found
-
-
-def auc_from_histograms(pos: np.ndarray, neg: np.ndarray) -> float:
-    """ROC AUC from score histograms of positives and negatives (ties count one half)."""
-    pos = np.asarray(pos, np.float64)
-    neg = np.asarray(neg, np.float64)
-    if pos.sum() == 0 or neg.sum() == 0:
-        return float("nan")
-    neg_below = np.cumsum(neg) - neg  # negatives in strictly lower buckets
-    return float((pos * (neg_below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
 
 
 def input_keys(model: keras.Model) -> tuple[str, ...] | None:
@@ -102,23 +94,15 @@ class _Accumulators:
         self.count.assign_add(weight)
 
     def add_rtd_histogram(self, logits: tf.Tensor, labels: tf.Tensor, mask: tf.Tensor) -> None:
-        probs = tf.sigmoid(tf.cast(logits, tf.float32))
-        bucket = tf.clip_by_value(tf.cast(probs * AUC_BUCKETS, tf.int32), 0, AUC_BUCKETS - 1)
-        mask = tf.cast(mask, tf.float32)
-        labels = tf.cast(labels, tf.float32)
-        flat = tf.reshape(bucket, [-1])
-        pos = tf.math.unsorted_segment_sum(tf.reshape(labels * mask, [-1]), flat, AUC_BUCKETS)
-        neg = tf.math.unsorted_segment_sum(tf.reshape((1.0 - labels) * mask, [-1]), flat,
-                                           AUC_BUCKETS)
-        self.auc.assign_add(tf.stack([pos, neg]))
+        self.auc.assign_add(rtd_auc_histogram(logits, labels, mask, AUC_BUCKETS))
 
     def result_and_reset(self) -> dict[str, float]:
         """Means over the steps since the last reset, plus RTD AUC when tracked."""
         count = float(self.count.read_value())
         out = {n: float(self.sums[n].read_value()) / max(count, 1.0) for n in self.names}
-        hist = self.auc.read_value().numpy()
-        if hist.sum() > 0:
-            out["rtd_auc"] = auc_from_histograms(hist[0], hist[1])
+        hist = self.auc.read_value()
+        if float(tf.reduce_sum(hist)) > 0:
+            out["rtd_auc"] = float(auc_from_histogram(hist))
         for v in list(self.sums.values()) + [self.count]:
             v.assign(0.0)
         self.auc.assign(tf.zeros([2, AUC_BUCKETS]))
@@ -171,8 +155,6 @@ class TrainLoop:
             self.eval_metrics = _Accumulators(names, "eval")
             self.accumulator = None
             if self.accumulation_steps > 1:
-                from tfcompact.optim.accumulation import GradientAccumulator
-
                 self.accumulator = GradientAccumulator(self.trainable_variables,
                                                        self.accumulation_steps)
                 self.micro_metrics = _Accumulators(names, "train_micro")

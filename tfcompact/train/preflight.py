@@ -13,7 +13,8 @@ from typing import Any, Mapping
 import tensorflow as tf
 
 from tfcompact.errors import ConfigError, DataError
-from tfcompact.inputs.manifest import manifest_dir, read_data_manifest  # noqa: F401 (callers)
+from tfcompact.inputs.manifest import MANIFEST_NAME
+from tfcompact.interop.tf1_names import count_parameters
 from tfcompact.train.experiment import Experiment
 
 
@@ -65,7 +66,7 @@ def check_data(exp: Experiment, placement: Placement, model_config: Any,
     """Manifests (by field name: "data.train", "data.eval") agree with the model and the hosts."""
     for field, manifest in manifests.items():
         path = exp.data.train if field == "data.train" else exp.data.eval
-        where = f"{field} ({path}/manifest.json)"
+        where = f"{field} ({path}/{MANIFEST_NAME})"
         if manifest.get("vocab_size") != model_config.vocab_size:
             raise DataError(f"{where}: vocab_size {manifest.get('vocab_size')} does not match the "
                             f"model's vocab_size {model_config.vocab_size}")
@@ -104,8 +105,6 @@ def estimate_memory(exp: Experiment, arch: str, model_config: Any, num_replicas:
     of every matmul, softmax, LayerNorm, GELU and dropout); the MLM head adds
     predictions x vocab logits three times (logits, softmax, gradient). An order of magnitude,
     meant to catch a batch that cannot possibly fit, not to tune one."""
-    from tfcompact.interop.tf1_names import count_parameters
-
     params = count_parameters((arch, model_config))
     weights = 16.0 * params
     if teacher is not None:

@@ -105,3 +105,16 @@ def resolve_strategy(tpu: str | None = None, cpu_replicas: int = 0) -> StrategyI
         strategy = tf.distribute.MirroredStrategy()
         return StrategyInfo(strategy, "mirrored", strategy.num_replicas_in_sync, 1)
     return StrategyInfo(tf.distribute.get_strategy(), "default", 1, 1)
+
+
+def is_chief() -> bool:
+    """Whether this process writes summaries, model directory files and `summary.json`:
+    TF_CONFIG's chief (or worker 0 when there is no chief); on TPU VMs, worker 0. Every
+    worker still takes part in saving checkpoints (collectives), into a throwaway copy."""
+    if os.environ.get("TF_CONFIG"):
+        tf_config = json.loads(os.environ["TF_CONFIG"])
+        task = tf_config.get("task", {})
+        if "chief" in tf_config.get("cluster", {}):
+            return task.get("type") == "chief"
+        return int(task.get("index", 0)) == 0
+    return int(os.environ.get("CLOUD_TPU_TASK_ID", os.environ.get("TPU_WORKER_ID", "0")) or 0) == 0

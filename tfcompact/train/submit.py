@@ -32,7 +32,7 @@ import tfcompact
 from tfcompact.errors import DataError, UserError
 from tfcompact.train import tpu_software as sw
 from tfcompact.train.experiment import Experiment, dump_experiment
-from tfcompact.train.preflight import Placement, check_batch, check_data, check_paths
+from tfcompact.train.preflight import Placement, check_batch, check_paths
 
 REMOTE_DIR = "tfcompact_job"
 REQUIREMENTS_NAME = "tpu_requirements.txt"
@@ -176,13 +176,11 @@ def tpu_preflight(exp: Experiment, spec: SubmitSpec, *, check_manifests: bool,
     check_batch(exp, placement)
     if not check_manifests:
         return
-    from tfcompact.train.preflight import read_data_manifest
-    from tfcompact.train.pretrain import resolve_model_config
+    # TensorFlow only when the manifests are read: a dry run stays light.
+    from tfcompact.train.plan import check_plan, make_plan, read_manifests
 
     try:
-        manifests = {"data.train": read_data_manifest(exp.data.train, "data.train")}
-        if exp.data.eval and exp.train.eval_steps:
-            manifests["data.eval"] = read_data_manifest(exp.data.eval, "data.eval")
+        manifests = read_manifests(exp)
     except DataError as e:
         if require_data:
             raise
@@ -197,8 +195,7 @@ def tpu_preflight(exp: Experiment, spec: SubmitSpec, *, check_manifests: bool,
                             f"({first}); check access or pass --skip_data_check") from None
         log(f"note: data manifests not checked from here ({first})")
         return
-    _, config, _, _ = resolve_model_config(exp.model, manifests["data.train"], exp.source)
-    check_data(exp, placement, config, manifests)
+    check_plan(make_plan(exp, manifests), placement)
 
 
 def _is_tf_error(e: BaseException) -> bool:
