@@ -40,6 +40,12 @@ class Architecture:
     pretraining: str  # "module:function"
     tf1_names: str  # "module:function"
     config_file: str  # the config file name of the original code
+    # HuggingFace transformers: the model type (also the attribute holding the backbone in its
+    # *ForPreTraining model), that class, and its name for what the original code calls
+    # "gelu" (the tanh approximation "gelu_new" in BERT/ALBERT/MobileBERT, erf "gelu" in ELECTRA).
+    hf_model_type: str
+    hf_pretraining: str
+    hf_gelu: str = "gelu_new"
     # False: no NSP/SOP head is possible (the sentence head must be "none").
     has_sentence_head: bool = True
     # Fields of the test-sized config beyond the shared tiny shape (see configs.tiny_config).
@@ -70,32 +76,36 @@ ARCHITECTURES: dict[str, Architecture] = {
         name="bert", title="BERT", config="tfcompact.configs:BertConfig", sentence_head="nsp",
         backbone=f"{_MODELS}.bert:build_bert_backbone",
         pretraining=f"{_MODELS}.bert:build_bert_pretraining_model",
-        tf1_names=f"{_TF1}:bert_shapes", config_file="bert_config.json"),
+        tf1_names=f"{_TF1}:bert_shapes", config_file="bert_config.json",
+        hf_model_type="bert", hf_pretraining="BertForPreTraining"),
     "albert": Architecture(
         name="albert", title="ALBERT", config="tfcompact.configs:AlbertConfig", sentence_head="sop",
         backbone=f"{_MODELS}.albert:build_albert_backbone",
         pretraining=f"{_MODELS}.albert:build_albert_pretraining_model",
-        tf1_names=f"{_TF1}:albert_shapes", config_file="albert_config.json"),
+        tf1_names=f"{_TF1}:albert_shapes", config_file="albert_config.json",
+        hf_model_type="albert", hf_pretraining="AlbertForPreTraining"),
     "electra": Architecture(
         name="electra", title="ELECTRA", config="tfcompact.configs:ElectraConfig",
         sentence_head="none", has_sentence_head=False,
         backbone=f"{_MODELS}.electra:build_electra_backbone",
         pretraining=f"{_MODELS}.electra:build_electra_pretraining_model",
         tf1_names=f"{_TF1}:electra_shapes", config_file="electra_config.json",
+        hf_model_type="electra", hf_pretraining="ElectraForPreTraining", hf_gelu="gelu",
         tiny={"embedding_size": 32}),
     "mobilebert": Architecture(
         name="mobilebert", title="MobileBERT", config="tfcompact.configs:MobileBertConfig",
         sentence_head="nsp",
         backbone=f"{_MODELS}.mobilebert:build_mobilebert_backbone",
         pretraining=f"{_MODELS}.mobilebert:build_mobilebert_pretraining_model",
-        tf1_names=f"{_TF1}:mobilebert_shapes", config_file="bert_config.json"),
+        tf1_names=f"{_TF1}:mobilebert_shapes", config_file="bert_config.json",
+        hf_model_type="mobilebert", hf_pretraining="MobileBertForPreTraining"),
     "tinybert": Architecture(
         name="tinybert", title="TinyBERT", config="tfcompact.configs:BertConfig",
         sentence_head="nsp",
         backbone=f"{_MODELS}.tinybert:build_tinybert_backbone",
         pretraining=f"{_MODELS}.tinybert:build_tinybert_pretraining_model",
         tf1_names=f"{_TF1}:bert_shapes", config_file="bert_config.json",
-        tiny={"fit_size": 64}),
+        hf_model_type="bert", hf_pretraining="BertForPreTraining", tiny={"fit_size": 64}),
 }
 
 

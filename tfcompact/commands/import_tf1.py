@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 
-ARCHS = ("bert", "albert", "electra", "mobilebert", "tinybert")
+from tfcompact.architectures import ARCHITECTURES
+
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", required=True, choices=ARCHS)
+    parser.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
     parser.add_argument("--checkpoint", required=True,
                         help="TF1 checkpoint prefix (dir/model.ckpt), its .index file, or its directory")
     parser.add_argument("--config", required=True, help="the original config JSON (bert_config.json, ...)")

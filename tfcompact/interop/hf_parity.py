@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# HF's name for the activation each original codebase meant by "gelu" (see DESIGN numerics).
-_GELU = {"bert": "gelu_new", "tinybert": "gelu_new", "albert": "gelu_new", "electra": "gelu",
-         "mobilebert": "gelu_new"}
+from tfcompact.architectures import ARCHITECTURES
+
 
 
 @dataclass
@@ -52,7 +51,7 @@ def hf_config(arch: str, config, component: str = "discriminator"):
 
     d = config.to_dict()
     act = d["hidden_act"]
-    act = _GELU[arch] if act == "gelu" else act
+    act = ARCHITECTURES[arch].hf_gelu if act == "gelu" else act
     common = dict(vocab_size=d["vocab_size"], hidden_size=d["hidden_size"],
                   num_hidden_layers=d["num_hidden_layers"], num_attention_heads=d["num_attention_heads"],
                   intermediate_size=d["intermediate_size"], hidden_act=act,
@@ -188,8 +187,7 @@ def _theirs(hf_model, arch: str, component: str, ids, mask, types, positions) ->
         return res
     res["mlm_logits"] = gather(out.prediction_logits.numpy())
     if arch != "mobilebert" or hf_model.config.classifier_activation:
-        base = getattr(hf_model, {"bert": "bert", "tinybert": "bert", "albert": "albert",
-                                  "mobilebert": "mobilebert"}[arch])
+        base = getattr(hf_model, ARCHITECTURES[arch].hf_model_type)
         with torch.no_grad():
             res["pooled_output"] = base(**t).pooler_output.numpy()
     logits = getattr(out, "sop_logits", None)
@@ -274,7 +272,9 @@ if __name__ == "__main__":
     import tempfile
 
     parser = argparse.ArgumentParser(description="HF parity of tfcompact's TF1 exports")
-    parser.add_argument("names", nargs="*", default=["bert", "albert", "electra", "mobilebert"],
+    # One per HF model type (TinyBERT is a BERT there).
+    default = [name for name, a in ARCHITECTURES.items() if name == a.hf_model_type]
+    parser.add_argument("names", nargs="*", default=default,
                         help="architectures (tiny configs) or, with --presets, preset names")
     parser.add_argument("--presets", action="store_true", help="use full-size presets")
     parser.add_argument("--scale", type=float, default=0.05,
