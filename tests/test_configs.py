@@ -1,4 +1,5 @@
 """Configs: original field names, released files load unchanged, bad values rejected, presets."""
+import dataclasses
 import json
 import os
 
@@ -298,3 +299,16 @@ def test_huggingface_config_is_named_as_such():
     hf = dict(CHINESE_BERT_CONFIG, model_type="bert", layer_norm_eps=1e-12)
     with pytest.raises(ConfigError, match="HuggingFace"):
         BertConfig.from_dict(hf, source="config.json")
+
+
+@pytest.mark.parametrize("arch", ["bert", "albert", "electra", "mobilebert", "tinybert"])
+def test_written_keys_are_every_field_once_in_the_release_order(arch):
+    config = tiny_config(arch)
+    order = config.key_order()
+    assert sorted(order) == sorted(f.name for f in dataclasses.fields(config))
+    written = list(json.loads(config.to_json_string()))
+    assert written == [k for k in order if k in written]
+    assert written[0] == "vocab_size"
+    if hasattr(config, "embedding_size"):
+        assert written[1] == "embedding_size"  # ALBERT/ELECTRA/MobileBERT files put it second
+    assert type(config).from_dict(json.loads(config.to_json_string())) == config

@@ -92,6 +92,10 @@ class _ConfigBase:
     RELEASE_ONLY_KEYS: ClassVar[tuple[str, ...]] = (
         "directionality", "pooler_fc_size", "pooler_num_attention_heads", "pooler_num_fc_layers",
         "pooler_size_per_head", "pooler_type")
+    # Keys in the order the released config files write them (the shared fields are declared
+    # here, so a subclass's own fields would otherwise come last); empty: declaration order.
+    # Keys not listed follow in declaration order.
+    JSON_ORDER: ClassVar[tuple[str, ...]] = ()
 
     vocab_size: int
     hidden_size: int = 768
@@ -159,15 +163,23 @@ class _ConfigBase:
             return typed.load(type(self), {**current, **changes}, typed.at(source))
 
     # ---- writing ------------------------------------------------------------------------
+    def key_order(self) -> list[str]:
+        """Field names in the order of the released config files (`JSON_ORDER`)."""
+        names = [f.name for f in dataclasses.fields(self)]
+        if not self.JSON_ORDER:
+            return names
+        return list(self.JSON_ORDER) + [n for n in names if n not in self.JSON_ORDER]
+
     def to_dict(self) -> dict:
         """Every model field written explicitly, release-only keys only when they are set;
-        keys sorted, as the original `to_json_string` writes them."""
+        keys in the released files' order (`key_order`), so a written file diffs cleanly
+        against a released one and exports are byte-stable."""
         out = {}
-        for f in sorted(dataclasses.fields(self), key=lambda f: f.name):
-            value = getattr(self, f.name)
-            if f.name in self.RELEASE_ONLY_KEYS and value is None:
+        for name in self.key_order():
+            value = getattr(self, name)
+            if name in self.RELEASE_ONLY_KEYS and value is None:
                 continue
-            out[f.name] = list(value) if isinstance(value, list) else (dict(value) if isinstance(value, dict) else value)
+            out[name] = list(value) if isinstance(value, list) else (dict(value) if isinstance(value, dict) else value)
         return out
 
     def to_json_string(self) -> str:
@@ -215,6 +227,14 @@ class AlbertConfig(_ConfigBase):
     LayerNorms before each sub-layer.
     """
 
+    JSON_ORDER: ClassVar[tuple[str, ...]] = (
+        "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_hidden_groups",
+        "num_attention_heads", "intermediate_size", "inner_group_num", "down_scale_factor",
+        "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
+        "max_position_embeddings", "type_vocab_size", "initializer_range",
+        "net_structure_type", "gap_size", "num_memory_blocks", "layers_to_keep", "ln_type",
+        "layout")
+
     embedding_size: int = 128
     num_hidden_groups: int = 1
     inner_group_num: int = 1
@@ -260,6 +280,12 @@ class ElectraConfig(_ConfigBase):
     `embedding_size=None` means "same as hidden_size" (ELECTRA's rule) and is resolved at
     construction, so the written config always states it. `hidden_act="gelu"` is exact (erf).
     """
+
+    JSON_ORDER: ClassVar[tuple[str, ...]] = (
+        "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+        "intermediate_size", "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
+        "max_position_embeddings", "type_vocab_size", "initializer_range",
+        "generator_hidden_size", "generator_layers")
 
     embedding_size: Optional[int] = None
     generator_hidden_size: float = 0.25
@@ -313,6 +339,14 @@ class MobileBertConfig(_ConfigBase):
     (head size = intra_bottleneck_size / heads). `key_query_shared_bottleneck` defaults to
     True here as in the released student, and is always written (HuggingFace's default differs).
     """
+
+    JSON_ORDER: ClassVar[tuple[str, ...]] = (
+        "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+        "intermediate_size", "intra_bottleneck_size", "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
+        "max_position_embeddings", "type_vocab_size", "initializer_range",
+        "trigram_input", "use_bottleneck", "use_bottleneck_attention",
+        "key_query_shared_bottleneck", "num_feedforward_networks", "normalization_type",
+        "classifier_activation")
 
     hidden_size: int = 512  # MobileBERT's own defaults for the shared fields
     num_hidden_layers: int = 24
