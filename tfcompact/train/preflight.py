@@ -2,17 +2,21 @@
 
 Each failure is one line naming the field or file at fault: TPU paths that are not `gs://`
 (a TPU worker cannot read the VM's local disk: "File system scheme '[local]' not implemented"),
-a global batch that does not split over the replicas, fewer input shards than hosts, and data
-whose manifest does not match the model (vocabulary, sequence length, predictions per sequence).
+a global batch that does not split over the replicas, fewer input shards than hosts, data
+whose manifest does not match the model (vocabulary, sequence length, predictions per sequence),
+a batch that cannot fit in memory, and a model directory that cannot be written or whose
+checkpoints were written by a different model.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Mapping
 
 import tensorflow as tf
 
-from tfcompact.errors import ConfigError, DataError
+from tfcompact import modeldir
+from tfcompact.errors import ConfigError, DataError, UserError
 from tfcompact.inputs.manifest import MANIFEST_NAME
 from tfcompact.interop.tf1_names import count_parameters
 from tfcompact.train.experiment import Experiment
@@ -158,3 +162,49 @@ def preflight(exp: Experiment, placement: Placement, model_config: Any,
     check_paths(exp, placement)
     check_batch(exp, placement)
     check_data(exp, placement, model_config, manifests)
+
+
+def check_resume_config(model_dir: str, arch: str, config, sentence_head: str | None) -> None:
+    """A model directory that already holds checkpoints is resumed only with the model that
+    wrote them: a changed config (e.g. ALBERT layers 2 -> 3, which shares weights and would
+    restore silently) is refused before anything is built or rewritten."""
+    path = os.path.join(model_dir, modeldir.CONFIG_FILE)
+    ckpt_dir = os.path.join(model_dir, modeldir.CHECKPOINT_DIR)
+    if not (tf.io.gfile.exists(path) and tf.io.gfile.isdir(ckpt_dir)
+            and tf.io.gfile.listdir(ckpt_dir)):
+        return
+    info = modeldir.read_model_dir(model_dir)
+    if info.arch != arch:
+        raise ConfigError(f"{path}: the checkpoints in {ckpt_dir} are of architecture "
+                          f"{info.arch}, this run trains {arch}; use a new train.model_dir")
+    old, new = info.config.to_dict(), config.to_dict()
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if (info.sentence_head or None) != (sentence_head or None):
+        changed.append(f"sentence_head ({info.sentence_head} -> {sentence_head})")
+    if changed:
+        first = changed[0]
+        detail = first if "(" in first else f"{first} {old.get(first)!r} -> {new.get(first)!r}"
+        raise ConfigError(f"{path}: this run's model differs from the one that wrote the "
+                          f"checkpoints in {ckpt_dir} ({detail}"
+                          f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); "
+                          f"resume with the same model or use a new train.model_dir")
+
+
+def check_model_dir_writable(model_dir: str) -> None:
+    """Fail in seconds, in one line, when the model directory cannot be written; creates
+    nothing (the probe goes into the nearest existing ancestor and is removed)."""
+    target = model_dir.rstrip("/") or "/"
+    try:
+        while not tf.io.gfile.exists(target) and os.path.dirname(target) not in ("", target):
+            target = os.path.dirname(target)
+        if tf.io.gfile.exists(target) and not tf.io.gfile.isdir(target):
+            raise UserError(f"train.model_dir {model_dir}: cannot write there ({target} is a "
+                            f"file)")
+        probe = os.path.join(target, f".tfcompact-write-test-{os.getpid()}")
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("ok")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        text = getattr(e, "message", None) or str(e)
+        reason = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        raise UserError(f"train.model_dir {model_dir}: cannot write there ({reason})") from None

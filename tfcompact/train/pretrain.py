@@ -41,7 +41,8 @@ from tfcompact.train.checkpointing import (NonFiniteWeightsError, RunCheckpoints
 from tfcompact.train.experiment import Experiment, dump_experiment
 from tfcompact.train.loop import TrainLoop
 from tfcompact.train.plan import Plan, check_plan, make_plan
-from tfcompact.train.preflight import Placement, available_host_memory, check_memory
+from tfcompact.train.preflight import (Placement, available_host_memory, check_memory,
+                                       check_model_dir_writable, check_resume_config)
 from tfcompact.train.strategy import StrategyInfo, is_chief, resolve_strategy
 
 EXPERIMENT_FILE = "experiment.yaml"
@@ -76,52 +77,6 @@ def distillation_loss_fn(exp: Experiment, student_config, total_steps: int):
 
 
 # ------------------------------------------------------------------------------ check
-
-def check_resume_config(model_dir: str, arch: str, config, sentence_head: str | None) -> None:
-    """A model directory that already holds checkpoints is resumed only with the model that
-    wrote them: a changed config (e.g. ALBERT layers 2 -> 3, which shares weights and would
-    restore silently) is refused before anything is built or rewritten."""
-    path = os.path.join(model_dir, modeldir.CONFIG_FILE)
-    ckpt_dir = os.path.join(model_dir, modeldir.CHECKPOINT_DIR)
-    if not (tf.io.gfile.exists(path) and tf.io.gfile.isdir(ckpt_dir)
-            and tf.io.gfile.listdir(ckpt_dir)):
-        return
-    info = modeldir.read_model_dir(model_dir)
-    if info.arch != arch:
-        raise ConfigError(f"{path}: the checkpoints in {ckpt_dir} are of architecture "
-                          f"{info.arch}, this run trains {arch}; use a new train.model_dir")
-    old, new = info.config.to_dict(), config.to_dict()
-    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    if (info.sentence_head or None) != (sentence_head or None):
-        changed.append(f"sentence_head ({info.sentence_head} -> {sentence_head})")
-    if changed:
-        first = changed[0]
-        detail = first if "(" in first else f"{first} {old.get(first)!r} -> {new.get(first)!r}"
-        raise ConfigError(f"{path}: this run's model differs from the one that wrote the "
-                          f"checkpoints in {ckpt_dir} ({detail}"
-                          f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); "
-                          f"resume with the same model or use a new train.model_dir")
-
-
-def check_model_dir_writable(model_dir: str) -> None:
-    """Fail in seconds, in one line, when the model directory cannot be written; creates
-    nothing (the probe goes into the nearest existing ancestor and is removed)."""
-    target = model_dir.rstrip("/") or "/"
-    try:
-        while not tf.io.gfile.exists(target) and os.path.dirname(target) not in ("", target):
-            target = os.path.dirname(target)
-        if tf.io.gfile.exists(target) and not tf.io.gfile.isdir(target):
-            raise UserError(f"train.model_dir {model_dir}: cannot write there ({target} is a "
-                            f"file)")
-        probe = os.path.join(target, f".tfcompact-write-test-{os.getpid()}")
-        with tf.io.gfile.GFile(probe, "w") as f:
-            f.write("ok")
-        tf.io.gfile.remove(probe)
-    except (tf.errors.OpError, OSError) as e:
-        text = getattr(e, "message", None) or str(e)
-        reason = text.strip().splitlines()[0] if text.strip() else type(e).__name__
-        raise UserError(f"train.model_dir {model_dir}: cannot write there ({reason})") from None
-
 
 def _check_host_memory(plan: Plan, info: StrategyInfo) -> None:
     """On CPU, refuse a batch that cannot fit in this machine's available memory."""
