@@ -795,48 +795,39 @@ def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = Tr
     return manifest
 
 
-def _convert(cfg: ConvertConfig, vocab, files: list, prints: list, changes: _OutputChanges,
-             num_workers: int, progress: bool, allow_empty: bool) -> dict:
-    from tfcompact.text.segmenter import make_segmenter
+def _tfds_input(cfg: ConvertConfig, work: str) -> tuple[list, list]:
+    """Export a `tfds:NAME[:split]` input to text (a short-lived process); (files, prints)."""
+    # Validate the directory before spending time on the export.
+    if os.path.isdir(cfg.output_dir):
+        foreign = [n for n in os.listdir(cfg.output_dir) if not _is_ours(n, None)]
+        if foreign:
+            raise DataError(f"--output_dir {cfg.output_dir} contains files this conversion did not write "
+                            f"({', '.join(sorted(foreign)[:3])}): use an empty or new directory")
+    os.makedirs(work, exist_ok=True)
+    files = [export_tfds_input(cfg.inputs[0], cfg.tfds_data_dir, work)]
+    return files, fingerprint_inputs(files)
 
-    work = os.path.join(cfg.output_dir, WORK_DIR)
-    if not files:  # tfds:NAME[:split], exported to text by a short-lived process
-        # Validate the directory before spending time on the export.
-        if os.path.isdir(cfg.output_dir):
-            foreign = [n for n in os.listdir(cfg.output_dir) if not _is_ours(n, None)]
-            if foreign:
-                raise DataError(f"--output_dir {cfg.output_dir} contains files this conversion did not write "
-                                f"({', '.join(sorted(foreign)[:3])}): use an empty or new directory")
-        os.makedirs(work, exist_ok=True)
-        files = [export_tfds_input(cfg.inputs[0], cfg.tfds_data_dir, work)]
-        prints = fingerprint_inputs(files)
-        sizes = [prints[0][0]]
-        record_files: list = []
-    else:
-        sizes = [p[0] for p in prints]
-        record_files = files
-    total = int(sum(sizes))
-    if total == 0:
-        raise DataError(f"--input {', '.join(cfg.inputs)}: the input files are empty")
-    num_shards = cfg.num_shards or default_num_shards(total)
-    seg_info = make_segmenter(cfg.segmenter).describe() if cfg.uses_segmenter else {"name": "none", "version": "0"}
-    record = _run_record(cfg, record_files, [p[:2] for p in prints][:len(record_files)], vocab.md5,
-                         num_shards, seg_info)
-    if prepare_output_dir(cfg.output_dir, record, changes):
-        finished = load_manifest(cfg.output_dir)
-        damaged = _damaged_shards(cfg.output_dir, finished["shards"])
-        if not damaged:
-            if vocab_beside(cfg.output_dir, finished) is None:
-                _copy_vocab(cfg, vocab.md5)  # conversions made before vocab.txt was copied
-            return finished
-        for _, problem in damaged:
-            print(f"create-data: {problem}: converting that shard again", file=sys.stderr, flush=True)
-        redo = [MANIFEST_NAME]
-        for shard, _ in damaged:
-            redo += [shard["file"], os.path.relpath(_done_path(cfg.output_dir, shard["file"]), cfg.output_dir)]
-        changes.set_aside([r for r in redo if os.path.exists(os.path.join(cfg.output_dir, r))])
 
-    plan = shard_plan(sizes, num_shards)
+def _finished_or_redo(cfg: ConvertConfig, vocab, changes: _OutputChanges) -> dict | None:
+    """The manifest of an identical finished conversion whose shards are intact (nothing to
+    do), else None, with damaged shards and the manifest set aside to be written again."""
+    finished = load_manifest(cfg.output_dir)
+    damaged = _damaged_shards(cfg.output_dir, finished["shards"])
+    if not damaged:
+        if vocab_beside(cfg.output_dir, finished) is None:
+            _copy_vocab(cfg, vocab.md5)  # conversions made before vocab.txt was copied
+        return finished
+    for _, problem in damaged:
+        print(f"create-data: {problem}: converting that shard again", file=sys.stderr, flush=True)
+    redo = [MANIFEST_NAME]
+    for shard, _ in damaged:
+        redo += [shard["file"], os.path.relpath(_done_path(cfg.output_dir, shard["file"]), cfg.output_dir)]
+    changes.set_aside([r for r in redo if os.path.exists(os.path.join(cfg.output_dir, r))])
+    return None
+
+
+def _done_shards(cfg: ConvertConfig, num_shards: int) -> dict[int, dict]:
+    """Shard number -> done-marker info of the shards a previous run finished intact."""
     infos: dict[int, dict] = {}
     for k in range(num_shards):
         name = writer.shard_name(k, num_shards)
@@ -847,62 +838,66 @@ def _convert(cfg: ConvertConfig, vocab, files: list, prints: list, changes: _Out
                 info = json.load(f)
             if shard_mismatch(path, info, size=os.path.getsize(path)) is None:
                 infos[k] = info
-    todo = [k for k in range(num_shards) if k not in infos]
-    prog = Progress(total - sum(i.get("bytes_read", 0) for i in infos.values()),
-                    num_shards, len(infos), enabled=progress)
-    tasks = [(cfg, files, plan[k], k, num_shards) for k in todo]
-    if tasks:
-        if num_workers <= 1:
-            _WORKER["queue"] = _LocalQueue(prog)
-            try:
-                for t in tasks:
-                    info = convert_shard(*t)
-                    infos[t[3]] = info
-                    prog.done_shards += 1
-                    prog.show()
-            except BaseException:
-                _remove_temp_files(cfg.output_dir)
-                raise
-            finally:
-                _WORKER.pop("queue", None)
-        else:
-            # fork: workers start without re-importing anything, with the tokenizer and the
-            # segmenter's dictionary loaded once here (jieba's takes about 0.3-1 s a process;
-            # gc.freeze keeps the collector from writing to, hence copying, the shared pages).
-            # spawn when TensorFlow is loaded here (unsafe to fork): each worker loads its own.
-            if "tensorflow" in sys.modules or "fork" not in mp.get_all_start_methods():
-                ctx = mp.get_context("spawn")
-            else:
-                ctx = mp.get_context("fork")
-                _worker_resources(cfg)
-                gc.freeze()
-            q = ctx.Queue()
-            try:
-                pool = ctx.Pool(min(num_workers, len(tasks)), initializer=_worker_init, initargs=(q,))
-            finally:
-                gc.unfreeze()
-            try:
-                results = {t[3]: pool.apply_async(_convert_shard_task, (t,)) for t in tasks}
-                pending = dict(results)
-                while pending:
-                    try:
-                        while True:
-                            prog.update(*q.get(timeout=0.2))
-                    except queue_lib.Empty:
-                        pass
-                    for k in [k for k, r in pending.items() if r.ready()]:
-                        infos[k] = pending.pop(k).get()  # re-raises a worker's DataError
-                        prog.done_shards += 1
-                    prog.show()
-                pool.close()
-            except BaseException:
-                pool.terminate()
-                pool.join()
-                _remove_temp_files(cfg.output_dir)
-                raise
-            pool.join()
-        prog.show(force=True)
+    return infos
 
+
+def _convert_in_process(cfg: ConvertConfig, tasks: list, prog: "Progress", infos: dict) -> None:
+    _WORKER["queue"] = _LocalQueue(prog)
+    try:
+        for t in tasks:
+            infos[t[3]] = convert_shard(*t)
+            prog.done_shards += 1
+            prog.show()
+    except BaseException:
+        _remove_temp_files(cfg.output_dir)
+        raise
+    finally:
+        _WORKER.pop("queue", None)
+
+
+def _worker_pool(cfg: ConvertConfig, num_workers: int, num_tasks: int):
+    """(pool, progress queue). fork: workers start without re-importing anything, with the
+    tokenizer and the segmenter's dictionary loaded once here (jieba's takes about 0.3-1 s a
+    process; gc.freeze keeps the collector from writing to, hence copying, the shared pages).
+    spawn when TensorFlow is loaded here (unsafe to fork): each worker loads its own."""
+    if "tensorflow" in sys.modules or "fork" not in mp.get_all_start_methods():
+        ctx = mp.get_context("spawn")
+    else:
+        ctx = mp.get_context("fork")
+        _worker_resources(cfg)
+        gc.freeze()
+    q = ctx.Queue()
+    try:
+        return ctx.Pool(min(num_workers, num_tasks), initializer=_worker_init, initargs=(q,)), q
+    finally:
+        gc.unfreeze()
+
+
+def _convert_in_pool(cfg: ConvertConfig, tasks: list, prog: "Progress", infos: dict,
+                     num_workers: int) -> None:
+    pool, q = _worker_pool(cfg, num_workers, len(tasks))
+    try:
+        pending = {t[3]: pool.apply_async(_convert_shard_task, (t,)) for t in tasks}
+        while pending:
+            try:
+                while True:
+                    prog.update(*q.get(timeout=0.2))
+            except queue_lib.Empty:
+                pass
+            for k in [k for k, r in pending.items() if r.ready()]:
+                infos[k] = pending.pop(k).get()  # re-raises a worker's DataError
+                prog.done_shards += 1
+            prog.show()
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        pool.join()
+        _remove_temp_files(cfg.output_dir)
+        raise
+    pool.join()
+
+
+def _shard_entries(cfg: ConvertConfig, infos: dict, num_shards: int) -> list[dict]:
     shards = []
     for k in range(num_shards):
         info = infos[k]
@@ -910,10 +905,11 @@ def _convert(cfg: ConvertConfig, vocab, files: list, prints: list, changes: _Out
         if size is None:
             size = os.path.getsize(os.path.join(cfg.output_dir, info["file"]))
         shards.append(shard_entry(info["file"], info["num_instances"], info["sha256"], size))
-    num_instances = sum(s["num_instances"] for s in shards)
-    if num_instances == 0 and not allow_empty:
-        raise _no_instances_error(cfg, record_files, infos)
-    _check_inputs_unchanged(files, [p[2] for p in prints])
+    return shards
+
+
+def _warn_about_quality(cfg: ConvertConfig, infos: dict, shards: list, progress: bool) -> None:
+    """Invalid UTF-8 skipped, a vocabulary that does not fit the text, empty shards."""
     bad = sum(i.get("bad_lines", 0) for i in infos.values())
     if bad and progress:
         first = next(i["first_bad"] for i in infos.values() if i.get("first_bad"))
@@ -924,10 +920,49 @@ def _convert(cfg: ConvertConfig, vocab, files: list, prints: list, changes: _Out
         print(f"create-data: warning: {unk / tokens:.0%} of the tokens are [UNK] with {cfg.vocab_path} "
               "(is it the vocabulary for this text?)", file=sys.stderr, flush=True)
     empty = sum(s["num_instances"] == 0 for s in shards)
-    if empty and num_instances:
-        print(f"create-data: warning: {empty} of {num_shards} shards have no instances (fewer documents "
+    if empty and sum(s["num_instances"] for s in shards):
+        print(f"create-data: warning: {empty} of {len(shards)} shards have no instances (fewer documents "
               "than shards); a smaller --num_shards spreads the data over all of them",
               file=sys.stderr, flush=True)
+
+
+def _convert(cfg: ConvertConfig, vocab, files: list, prints: list, changes: _OutputChanges,
+             num_workers: int, progress: bool, allow_empty: bool) -> dict:
+    from tfcompact.text.segmenter import make_segmenter
+
+    record_files = files
+    if not files:  # tfds:NAME[:split]
+        files, prints = _tfds_input(cfg, os.path.join(cfg.output_dir, WORK_DIR))
+        record_files = []
+    sizes = [p[0] for p in prints]
+    total = int(sum(sizes))
+    if total == 0:
+        raise DataError(f"--input {', '.join(cfg.inputs)}: the input files are empty")
+    num_shards = cfg.num_shards or default_num_shards(total)
+    seg_info = make_segmenter(cfg.segmenter).describe() if cfg.uses_segmenter else {"name": "none", "version": "0"}
+    record = _run_record(cfg, record_files, [p[:2] for p in prints][:len(record_files)], vocab.md5,
+                         num_shards, seg_info)
+    if prepare_output_dir(cfg.output_dir, record, changes):
+        finished = _finished_or_redo(cfg, vocab, changes)
+        if finished is not None:
+            return finished
+    plan = shard_plan(sizes, num_shards)
+    infos = _done_shards(cfg, num_shards)
+    todo = [k for k in range(num_shards) if k not in infos]
+    prog = Progress(total - sum(i.get("bytes_read", 0) for i in infos.values()),
+                    num_shards, len(infos), enabled=progress)
+    tasks = [(cfg, files, plan[k], k, num_shards) for k in todo]
+    if tasks:
+        if num_workers <= 1:
+            _convert_in_process(cfg, tasks, prog, infos)
+        else:
+            _convert_in_pool(cfg, tasks, prog, infos, num_workers)
+        prog.show(force=True)
+    shards = _shard_entries(cfg, infos, num_shards)
+    if sum(s["num_instances"] for s in shards) == 0 and not allow_empty:
+        raise _no_instances_error(cfg, record_files, infos)
+    _check_inputs_unchanged(files, [p[2] for p in prints])
+    _warn_about_quality(cfg, infos, shards, progress)
     manifest = conversion_manifest(cfg, len(vocab), vocab.md5, vocab.special_ids, seg_info, shards,
                                    files)
     _copy_vocab(cfg, vocab.md5)
