@@ -103,3 +103,15 @@ def test_cli_reports_one_line_and_exit_2(data_dir, tmp_path, capsys):
     assert "vocab_size 120 does not match the model's vocab_size 500" in err
     assert "\n" not in err
     assert not os.path.exists(tmp_path / "m")  # nothing built or written
+
+
+def test_sequence_sizes_come_from_the_data_when_the_experiment_leaves_them_out(data_dir, tmp_path):
+    raw = tiny_experiment(data_dir, str(tmp_path / "m"))
+    del raw["data"]["max_seq_length"], raw["data"]["max_predictions_per_seq"]
+    exp = experiment_from_dict(raw, "exp.yaml")
+    assert exp.data.max_seq_length is None
+    plan = make_plan(exp)
+    check_plan(plan, Placement(False, 1, 1))
+    # make_masked_data writes length 32 and 5 predictions per sequence
+    assert (plan.exp.data.max_seq_length, plan.exp.data.max_predictions_per_seq) == (32, 5)
+    assert plan.manifests["data.train"]["max_seq_length"] == 32
