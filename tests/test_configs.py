@@ -312,3 +312,24 @@ def test_written_keys_are_every_field_once_in_the_release_order(arch):
     if hasattr(config, "embedding_size"):
         assert written[1] == "embedding_size"  # ALBERT/ELECTRA/MobileBERT files put it second
     assert type(config).from_dict(json.loads(config.to_json_string())) == config
+
+
+def test_config_file_on_a_remote_file_system_loads_through_tensorflow():
+    """model.config_file may be on gs://; TensorFlow's in-memory file system (ram://) stands
+    in for it here: the same gfile code path, no network."""
+    import tensorflow as tf
+
+    config = tiny_config("albert")
+    path = "ram://configs/albert_config.json"
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(config.to_json_string())
+    assert configs.config_from_json_file("albert", path) == config
+    with pytest.raises(ConfigError, match="ram://configs/missing.json: cannot read config file"):
+        configs.config_from_json_file("albert", "ram://configs/missing.json")
+
+
+def test_config_file_that_is_not_text_is_one_line_error(tmp_path):
+    path = tmp_path / "bert_config.json"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigError, match=r"bert_config.json: not UTF-8 text \(byte 0\)"):
+        configs.config_from_json_file("bert", path)

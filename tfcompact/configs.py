@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Iterator, Mapping, Optional, Union
 from tfcompact import typed
 from tfcompact.architectures import ARCHITECTURES, SENTENCE_HEADS, Architecture, get_architecture
 from tfcompact.errors import ConfigError
-from tfcompact.files import atomic_write_text
+from tfcompact.files import atomic_write_text, read_bytes
 
 # Activation names the layers accept. For BERT/ALBERT/MobileBERT "gelu" is the tanh
 # approximation (google-research code); for ELECTRA it is the exact erf form.
@@ -145,10 +145,12 @@ class _ConfigBase:
         """Reads a config JSON file (e.g. a released `bert_config.json`)."""
         path = os.fspath(path)
         try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+            text = read_bytes(path).decode("utf-8")
         except OSError as e:
             raise ConfigError(f"{path}: cannot read config file: {e.strerror or e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); expected a config "
+                              f"JSON file") from None
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:

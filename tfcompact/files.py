@@ -71,6 +71,24 @@ def strip_temp_suffix(name: str) -> str:
     return _TEMP_SUFFIX.sub("", name)
 
 
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's bytes, from a local path or a remote one (`gs://...`, through TensorFlow);
+    OSError (FileNotFoundError when absent) either way."""
+    path = os.fspath(path)
+    if not is_remote(path):
+        with open(path, "rb") as f:
+            return f.read()
+    import tensorflow as tf
+
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read()
+    except tf.errors.NotFoundError:
+        raise FileNotFoundError(path) from None
+    except tf.errors.OpError as e:
+        raise OSError(e.message.splitlines()[0]) from None
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike, *, mode: int = 0o666) -> Iterator[BinaryIO]:
     """A binary file on a temporary sibling of `path`, renamed over `path` when the block ends:

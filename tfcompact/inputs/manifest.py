@@ -15,7 +15,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 from tfcompact.errors import DataError
-from tfcompact.files import atomic_write_text, is_remote
+from tfcompact.files import atomic_write_text, is_remote, read_bytes
 
 MANIFEST_NAME = "manifest.json"
 VOCAB_NAME = "vocab.txt"  # the vocabulary of the data, beside the shards
@@ -180,22 +180,6 @@ def _exists(path: str) -> bool:
     return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
 
 
-def _read_bytes(path: str) -> bytes:
-    """The file's bytes; OSError (FileNotFoundError when absent) on a local or remote path."""
-    if not is_remote(path):
-        with open(path, "rb") as f:
-            return f.read()
-    import tensorflow as tf
-
-    try:
-        with tf.io.gfile.GFile(path, "rb") as f:
-            return f.read()
-    except tf.errors.NotFoundError:
-        raise FileNotFoundError(path) from None
-    except tf.errors.OpError as e:
-        raise OSError(e.message.splitlines()[0]) from None
-
-
 def _size(path: str) -> int:
     """Size in bytes; FileNotFoundError when absent, OSError when it cannot be seen."""
     if not is_remote(path):
@@ -218,7 +202,7 @@ def load_manifest(data_dir: str) -> dict:
     """Reads and validates `<data_dir>/manifest.json` (the shard files are not looked at)."""
     path = os.path.join(data_dir, MANIFEST_NAME)
     try:
-        text = _read_bytes(path).decode("utf-8")
+        text = read_bytes(path).decode("utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: no manifest; expected the output directory of "
                         "`tfcompact create-data`") from None
@@ -301,6 +285,6 @@ def vocab_beside(data_dir_or_shard: str, manifest: Mapping) -> str | None:
     if not want or not _exists(path):
         return None
     try:
-        return path if hashlib.md5(_read_bytes(path)).hexdigest() == want else None
+        return path if hashlib.md5(read_bytes(path)).hexdigest() == want else None
     except OSError as e:
         raise DataError(f"{path}: cannot read the data's vocabulary ({_reason(e)})") from None
