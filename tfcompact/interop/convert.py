@@ -16,16 +16,21 @@ import shutil
 
 import tensorflow as tf
 
+from tfcompact import modeldir
 from tfcompact.architectures import ARCHITECTURES
+from tfcompact.configs import config_from_json_file
 from tfcompact.errors import CheckpointError, ConfigError, DataError, UserError
-from tfcompact.interop import EXPORT_FORMATS, name_maps
+from tfcompact.interop import EXPORT_FORMATS, name_maps, tflite
+from tfcompact.interop import savedmodel as savedmodel_export
 from tfcompact.interop.output_dir import atomic_output_dir, check_output_dir
+from tfcompact.interop.preprocessing import export_preprocessing_savedmodel
 from tfcompact.interop.tf1_checkpoint import (
     checkpoint_files, is_optimizer_or_bookkeeping, list_tf1_variables, read_tf1_variables,
     resolve_checkpoint_prefix, write_tf1_checkpoint)
+from tfcompact.interop.tflite import QUANTIZE_MODES
+from tfcompact.models import build_pretraining_model
 
 IMPORT_KIND = "import-tf1"  # the marker kind of import outputs (see interop/output_dir.py)
-
 
 
 def _count_vocab(path: str) -> int:
@@ -49,8 +54,6 @@ def _check_vocab(vocab: str, config, config_file: str, hint: str = "") -> None:
 
 def build_model(arch: str, config, sentence_head: str | None = None):
     """The pretraining model of `arch` with all variables created (what model directories hold)."""
-    from tfcompact.models import build_pretraining_model
-
     return build_pretraining_model(arch, config, sentence_head=sentence_head)
 
 
@@ -84,8 +87,6 @@ def _write_text(path: str, text: str) -> None:
 
 def _read_model_dir(model_dir: str):
     """The model directory's description, with one line for a path that is not one."""
-    from tfcompact import modeldir
-
     if not os.path.exists(model_dir):
         raise UserError(f"--model_dir {model_dir}: directory not found")
     if not os.path.isdir(model_dir):
@@ -96,8 +97,6 @@ def _read_model_dir(model_dir: str):
 
 def _export_checkpoint(info, checkpoint: str | None) -> str:
     """The prefix to export: --checkpoint, else the one the state file names; its files exist."""
-    from tfcompact import modeldir
-
     if checkpoint is not None:
         return resolve_checkpoint_prefix(checkpoint)
     prefix = modeldir.checkpoint_state(info.path)
@@ -113,8 +112,6 @@ def _export_checkpoint(info, checkpoint: str | None) -> str:
 def _check_export_flags(fmt: str, *, quantize: str, with_optimizer_slots: bool,
                         component: str | None, num_predictions: int | None) -> None:
     """Flags that do not fit the format are refused, never silently ignored."""
-    from tfcompact.interop.tflite import QUANTIZE_MODES
-
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"--format {fmt}: unknown export format; expected one of {', '.join(EXPORT_FORMATS)}")
     if fmt == "tflite" and quantize not in QUANTIZE_MODES:
@@ -170,9 +167,6 @@ def export_model_dir(model_dir: str, fmt: str, output: str, *, checkpoint: str |
     smaller; `num_predictions` (tflite) to 20 or seq_length when that is smaller. A savedmodel
     export of a directory without vocab.txt writes the encoder only and says so.
     """
-    from tfcompact import modeldir
-    from tfcompact.interop import savedmodel as savedmodel_export, tflite
-
     _check_export_flags(fmt, quantize=quantize, with_optimizer_slots=with_optimizer_slots,
                         component=component, num_predictions=num_predictions)
     info = _read_model_dir(model_dir)
@@ -204,8 +198,6 @@ def export_model_dir(model_dir: str, fmt: str, output: str, *, checkpoint: str |
             savedmodel_export.export_encoder(model, info.arch, info.config, enc_dir,
                                              component=component or "discriminator")
             if fmt == "savedmodel" and vocab:
-                from tfcompact.interop.preprocessing import export_preprocessing_savedmodel
-
                 export_preprocessing_savedmodel(vocab, os.path.join(tmp, "preprocessing"),
                                                 do_lower_case=do_lower_case, seq_length=seq_length)
                 shutil.copyfile(vocab, os.path.join(tmp, "vocab.txt"))
@@ -263,15 +255,12 @@ def _other_arch(arch: str, shapes) -> str | None:
 def _load_config(arch: str, path: str, shapes):
     """The --config file as `arch`'s config; the error says what the file or the checkpoint
     looks like instead when that explains a ConfigError."""
-    from tfcompact.configs import config_from_json_file
-    from tfcompact.modeldir import CONFIG_FILE
-
     if not os.path.isfile(path):
         raise ConfigError(f"--config {path}: file not found")
     try:
         return config_from_json_file(arch, path)
     except ConfigError as e:
-        if os.path.basename(path) == CONFIG_FILE:
+        if os.path.basename(path) == modeldir.CONFIG_FILE:
             raise ConfigError(f"--config {path} is a tfcompact model directory's config, not the "
                               f"original {ARCHITECTURES[arch].config_file}; a model directory needs no "
                               "import (export it with `tfcompact export`)") from None
@@ -295,8 +284,6 @@ def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str, output: 
                           vocab: str | None = None, layout: str | None = None,
                           overwrite: bool = False) -> str:
     """Import a TF1 checkpoint into a new model directory; see `tfcompact import-tf1`."""
-    from tfcompact import modeldir
-
     prefix = resolve_checkpoint_prefix(checkpoint)
     hint = "" if vocab else " (pass --vocab)"
     vocab = vocab or os.path.join(os.path.dirname(prefix), "vocab.txt")

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompact.errors import CheckpointError, ConfigError
+from tfcompact.interop.tf1_checkpoint import is_optimizer_or_bookkeeping
 from tfcompact.interop.tf1_names import tf1_variable_shapes
 
 TRANSFORMS = ("identity", "transpose", "reshape")
@@ -158,8 +159,6 @@ def tf1_to_keras(model, table: list[NameEntry], values: Mapping[str, np.ndarray]
 def compare_with_checkpoint(table: list[NameEntry], shapes: Mapping[str, tuple]) -> list[str]:
     """Problems (missing names, unused names, shape mismatches) between a table and a
     checkpoint's name -> shape map; optimizer slots and global_step are ignored."""
-    from tfcompact.interop.tf1_checkpoint import is_optimizer_or_bookkeeping
-
     wanted = {e.tf1_name: e.tf1_shape for e in table}
     missing = [n for n in wanted if n not in shapes]
     unused = [n for n in shapes if n not in wanted and not is_optimizer_or_bookkeeping(n)]
