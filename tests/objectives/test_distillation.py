@@ -167,3 +167,15 @@ def test_pkt_gates():
     for step, gates in expected.items():
         got = D.pkt_layer_gates(tf.constant(step, tf.int64), 3, 10).numpy().tolist()
         assert got == gates, step
+
+
+def test_distillation_objective_names_unknown_kinds_and_terms():
+    from tfcompact.objectives.distillation import distillation_objective
+
+    with pytest.raises(ConfigError, match=r"exp.yaml: distillation.kind: expected tinybert_general, "
+                                          r"mobilebert_pkt or mobilebert_main, got 'tinybert_task'"):
+        distillation_objective("tinybert_task", {}, num_layers=2, total_steps=10, source="exp.yaml")
+    with pytest.raises(ConfigError, match=r"unknown term\(s\) beta for kind tinybert_general"):
+        distillation_objective("tinybert_general", {"beta": 1.0}, num_layers=2, total_steps=10)
+    assert callable(distillation_objective("mobilebert_main", {"mlm": 0.5, "beta": 10.0},
+                                           num_layers=2, total_steps=10))
