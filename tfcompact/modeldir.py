@@ -6,6 +6,8 @@ Layout::
                             JSON field names>, "sentence_head" (optional: "nsp"|"sop"|"none")}
     <dir>/vocab.txt        the WordPiece vocabulary the model was trained with
     <dir>/checkpoints/     tf.train.Checkpoint(model=<pretraining model>, ...) files
+    (fine-tuned directories add task.json and best/: see tfcompact.tasks; their checkpoints
+    hold the task model)
 
 Files are written to a temporary name and renamed, so a reader never sees half a file.
 """
@@ -302,3 +304,36 @@ def load_pretraining_model(dir: PathLike, checkpoint: Optional[str] = None):
         raise CheckpointError(f"{prefix}: checkpoint does not match the {info.arch} model in "
                               f"{config_file}: {_first_line(e)}") from None
     return model
+
+
+def load_task_model(dir: PathLike, checkpoint: Optional[str] = None):
+    """A fine-tuned model directory's task model with its best checkpoint (``best/``, or the
+    given prefix) restored: (task model, TaskSpec, ModelDirInfo)."""
+    import tensorflow as tf
+
+    from tfcompact.models import build_backbone
+    from tfcompact.models.tasks import build_task_model
+    from tfcompact.tasks import BEST_DIR, read_task_spec
+
+    dir = os.fspath(dir)
+    info = read_model_dir(dir)
+    spec = read_task_spec(dir)
+    best = _join(dir, BEST_DIR)
+    prefix = checkpoint or (tf.train.latest_checkpoint(best) if _gfile().isdir(best) else None)
+    if prefix is None:
+        raise CheckpointError(f"{best}: no checkpoint; the fine-tuning run saved none yet "
+                              f"(it saves one at every evaluation that improves the dev "
+                              f"{spec.metric})")
+    verify_checkpoint(prefix)
+    backbone = build_backbone(info.preset or info.arch, info.config)
+    model = build_task_model(backbone, info.arch, info.config, spec.kind, spec.num_labels)
+    try:
+        status = tf.train.Checkpoint(model=model).restore(prefix)
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except tf.errors.OpError as e:
+        raise CheckpointError(f"{prefix}: cannot read checkpoint: {_first_line(e)}") from None
+    except (AssertionError, ValueError) as e:
+        raise CheckpointError(f"{prefix}: checkpoint does not match the {spec.kind} model of "
+                              f"{_join(dir, CONFIG_FILE)} and task.json: {_first_line(e)}") from None
+    return model, spec, info

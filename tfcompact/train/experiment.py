@@ -250,7 +250,7 @@ def apply_overrides(raw: dict, overrides: Sequence[str], source: str = "--set") 
     return raw
 
 
-def _where(source: str, lines: Mapping[str, int | str]) -> typed.Where:
+def where_in(source: str, lines: Mapping[str, int | str]) -> typed.Where:
     """Where a dotted key was written: `file:line`, `file (--set ...)` or the file."""
     def where(key: str) -> str:
         line = lines.get(key)
@@ -264,9 +264,9 @@ def _where(source: str, lines: Mapping[str, int | str]) -> typed.Where:
 Fail = Callable[[str, str], None]
 
 
-def _failer(source: str, lines: Mapping[str, int | str]) -> Fail:
+def failer(source: str, lines: Mapping[str, int | str]) -> Fail:
     """fail(key, message): a ConfigError naming the file and the key's line (or --set item)."""
-    where = _where(source, lines)
+    where = where_in(source, lines)
 
     def fail(key: str, msg: str) -> None:
         raise ConfigError(f"{where(key)}: '{key}' {msg}")
@@ -306,7 +306,7 @@ def _check_counts(exp: Experiment, fail: Fail) -> None:
         fail("data.max_predictions_per_seq", "must not exceed data.max_seq_length")
 
 
-def _check_optimizer(o: OptimizerSpec, fail: Fail) -> None:
+def check_optimizer(o: OptimizerSpec, fail: Fail) -> None:
     if o.name not in OPTIMIZERS:
         fail("optimizer.name", f"must be one of {', '.join(OPTIMIZERS)}, got {o.name!r}")
     for key, value, ok, expected in (
@@ -348,12 +348,12 @@ def _check_distillation(d: DistillationSpec, fail: Fail) -> None:
 
 def _check(exp: Experiment, lines: Mapping[str, int | str]) -> None:
     """Every value in range and every combination consistent; errors name key and line."""
-    fail = _failer(exp.source, lines)
+    fail = failer(exp.source, lines)
     _check_model(exp.model, fail)
     if not exp.data.train:
         fail("data.train", "is required (a directory written by `tfcompact create-data`, or a glob)")
     _check_counts(exp, fail)
-    _check_optimizer(exp.optimizer, fail)
+    check_optimizer(exp.optimizer, fail)
     if exp.train.precision not in PRECISIONS:
         fail("train.precision", f"must be one of {', '.join(PRECISIONS)}, got "
                                 f"{exp.train.precision!r}")
@@ -372,7 +372,7 @@ def experiment_from_dict(raw: Mapping, source: str = "<dict>",
     for item in overrides:  # errors in overridden keys point at the override, not the file
         key = item.split("=", 1)[0].strip()
         lines[key] = f"--set {item}"
-    exp = typed.load(Experiment, raw, _where(source, lines), skip=("source",))
+    exp = typed.load(Experiment, raw, where_in(source, lines), skip=("source",))
     exp.source = source
     _check(exp, lines)
     return exp
@@ -388,7 +388,7 @@ def _merge(base: Mapping, child: Mapping) -> dict:
     return merged
 
 
-def _read_yaml(path: pathlib.Path, chain: tuple[pathlib.Path, ...] = ()
+def read_yaml_with_base(path: pathlib.Path, chain: tuple[pathlib.Path, ...] = ()
                ) -> tuple[dict, dict[str, int | str]]:
     """(raw mapping, dotted key -> line) of an experiment file, with its `base:` file (a name
     next to it, itself possibly with a base) merged under it. Lines of keys that come from a
@@ -408,7 +408,7 @@ def _read_yaml(path: pathlib.Path, chain: tuple[pathlib.Path, ...] = ()
                           f"it, got {name!r}")
     if base.resolve() in chain + (path.resolve(),):
         raise ConfigError(f"{path}:{lines['base']}: 'base' {name} includes this file again")
-    base_raw, base_lines = _read_yaml(base, chain + (path.resolve(),))
+    base_raw, base_lines = read_yaml_with_base(base, chain + (path.resolve(),))
     inherited = {k: v if isinstance(v, str) else f"{base.name}:{v}" for k, v in base_lines.items()}
     return _merge(base_raw, raw), {**inherited, **lines}
 
@@ -417,7 +417,7 @@ def load_experiment(path: str | os.PathLike, overrides: Sequence[str] = ()) -> E
     """Read and validate an experiment YAML (a path or the name of a shipped config). A file
     may start from another (`base: name.yaml`) and give only the values that differ."""
     p = resolve_config_path(str(path))
-    raw, lines = _read_yaml(p)
+    raw, lines = read_yaml_with_base(p)
     return experiment_from_dict(raw, source=str(p), overrides=overrides, _lines=lines)
 
 

@@ -392,7 +392,7 @@ def summarise(run: Run, progress: Progress) -> dict:
 # ------------------------------------------------------------------------------ the run
 
 @contextlib.contextmanager
-def _precision_and_workdir(precision: str, chief: bool) -> Iterator[str | None]:
+def precision_and_workdir(precision: str, chief: bool) -> Iterator[str | None]:
     """The Keras dtype policy for the run (restored after), and off the chief a private
     throwaway directory for its copy of the checkpoints (mkdtemp's 0700 suits it)."""
     previous = keras.mixed_precision.global_policy()
@@ -424,7 +424,7 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
     plan = make_plan(exp)
     check_before_building(plan, info, options)
     _log_batch(plan, info, options.log)
-    with _precision_and_workdir(plan.exp.train.precision, is_chief()) as write_dir:
+    with precision_and_workdir(plan.exp.train.precision, is_chief()) as write_dir:
         keras.utils.set_random_seed(plan.exp.train.seed)
         run = build_run(plan, info, options.log, write_dir)
         start_step = restore(run)
