@@ -260,8 +260,7 @@ def test_answers_map_onto_feature_rows_through_long_windows():
         if s == 0:
             assert t == 0
             continue
-        text, offset = answers[e]
-        assert MIXED[meta.char_start[row, s]:meta.char_end[row, t]] == text
+        assert MIXED[meta.char_start[row, s]:meta.char_end[row, t]] == answers[e][0]
         found.add(int(e))
     assert found == set(range(len(answers)))
 
@@ -331,3 +330,83 @@ def test_empty_context_and_wrong_example_type(tok):
     assert tf_.decode_spans([ex], enc.meta, start, end)[0] == {"q": ""}
     with pytest.raises(DataError, match=r"f:1: a span task reads SpanExamples, got TextExample"):
         tf_.encode_examples("span", [TextExample("g", "a", None, None, "f:1")], tok, span_spec(), True)
+
+
+# ------------------------------------------------------------------------------ tf.data
+
+def row_features(n, seq=3):
+    """Features whose input_ids row r is all r, so each batch shows which rows it holds."""
+    rows = np.repeat(np.arange(n, dtype=np.int32)[:, None], seq, axis=1)
+    return {"input_ids": rows, "input_mask": np.ones_like(rows), "segment_ids": np.zeros_like(rows),
+            "example_weight": np.ones((n,), np.float32), "label_ids": np.arange(n, dtype=np.int32)}
+
+
+def batches(ds, count):
+    out = []
+    for batch in ds.take(count):
+        assert np.all(batch["input_ids"].numpy() == batch["label_ids"].numpy()[:, None])
+        out.append(batch["label_ids"].numpy().tolist())
+    return out
+
+
+def test_training_reshuffles_every_epoch_deterministically():
+    ds = tf_.task_dataset(row_features(12), 4, is_training=True, seed=7)
+    for name, spec in ds.element_spec.items():
+        assert spec.shape.is_fully_defined() and spec.shape[0] == 4, name
+    got = batches(ds, 9)  # three epochs of three batches
+    epochs = [[r for b in got[i:i + 3] for r in b] for i in (0, 3, 6)]
+    assert all(sorted(e) == list(range(12)) for e in epochs)
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2] and epochs[0] != list(range(12))
+    assert batches(tf_.task_dataset(row_features(12), 4, is_training=True, seed=7), 9) == got
+    assert batches(tf_.task_dataset(row_features(12), 4, is_training=True, seed=8), 9) != got
+
+
+@pytest.mark.parametrize("pipelines", [1, 2])
+def test_skip_batches_resumes_exactly(pipelines):
+    import tensorflow as tf
+
+    features = row_features(10)  # 10 rows, batch 4: batches run across epoch boundaries
+    for pid in range(pipelines):
+        ctx = tf.distribute.InputContext(num_input_pipelines=pipelines, input_pipeline_id=pid)
+        full = batches(tf_.task_dataset(features, 4, is_training=True, seed=3, input_context=ctx), 12)
+        assert all(r % pipelines == pid for b in full for r in b)  # pipeline i owns rows i, i+n, ...
+        for k in (1, 2, 3, 5, 8):
+            resumed = tf_.task_dataset(features, 4, is_training=True, seed=3, input_context=ctx,
+                                       skip_batches=k)
+            assert batches(resumed, 12 - k) == full[k:], (pid, k)
+
+
+def test_evaluation_pads_the_last_batch_with_zero_weight_copies():
+    ds = tf_.task_dataset(row_features(10), 4, is_training=False, seed=None)
+    assert all(s.shape.is_fully_defined() for s in ds.element_spec.values())
+    got = [(b["label_ids"].numpy().tolist(), b["example_weight"].numpy().tolist()) for b in ds]
+    assert [ids for ids, _ in got][:2] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert got[2][0][:2] == [8, 9] and got[2][1] == [1.0, 1.0, 0.0, 0.0]
+    assert len(got) == 3 and all(w == [1.0] * 4 for _, w in got[:2])
+    assert tf_.eval_feature_indices(10, 4).tolist() == list(range(10)) + [-1, -1]
+
+
+def test_evaluation_shards_predict_every_row_once():
+    import tensorflow as tf
+
+    seen = []
+    for pid in range(3):
+        ctx = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=pid)
+        ds = tf_.task_dataset(row_features(10), 2, is_training=False, seed=0, input_context=ctx)
+        rows = [(r, w) for b in ds for r, w in zip(b["label_ids"].numpy().tolist(),
+                                                    b["example_weight"].numpy().tolist())]
+        assert len(rows) == 4  # ceil(10 / 3) = 4 rows for the largest share: 2 batches each
+        assert [r if w else -1 for r, w in rows] == tf_.eval_feature_indices(10, 2, ctx).tolist()
+        seen += [r for r, w in rows if w == 1.0]
+    assert sorted(seen) == list(range(10))
+
+
+def test_dataset_argument_errors():
+    from tfcompact.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="skip_batches"):
+        tf_.task_dataset(row_features(4), 2, is_training=False, seed=0, skip_batches=1)
+    with pytest.raises(DataError, match="no examples"):
+        tf_.task_dataset(row_features(0), 2, is_training=True, seed=0)
+    with pytest.raises(ConfigError, match="batch_size"):
+        tf_.task_dataset(row_features(4), 0, is_training=True, seed=0)

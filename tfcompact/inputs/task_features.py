@@ -24,13 +24,13 @@ import bisect
 import dataclasses
 import math
 import random
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
 from tfcompact.errors import ConfigError, DataError
-from tfcompact.tasks import (ENCODER_FEATURES, SpanExample, TaggedExample,
-                             TaskSpec, TextExample, check_kind)
+from tfcompact.tasks import (ENCODER_FEATURES, SpanExample, TaggedExample, TaskSpec,
+                             TextExample, check_kind)
 from tfcompact.text.offsets import tokenize_with_offsets
 from tfcompact.text.tokenizer import FullTokenizer
 
@@ -67,7 +67,7 @@ class SpanMeta:
     token_is_max_context: np.ndarray
 
 
-Meta = Union[ClassificationMeta, TaggingMeta, SpanMeta]
+Meta = ClassificationMeta | TaggingMeta | SpanMeta
 
 
 @dataclasses.dataclass
@@ -109,7 +109,7 @@ class _Rows:
         return out
 
 
-def _label_id(label: Optional[str], label_ids: dict, source: str, is_training: bool,
+def _label_id(label: str | None, label_ids: dict, source: str, is_training: bool,
               what: str = "label") -> int:
     """The id of `label` among the task's labels; None (unlabelled) is 0 outside training."""
     if label is None:
@@ -230,7 +230,7 @@ def decode_tags(meta: TaggingMeta, label_ids_pred: np.ndarray, labels: Sequence[
     if pred.shape != meta.word_index.shape:
         raise ValueError(f"predictions of shape {pred.shape}, expected {meta.word_index.shape} "
                          "(one row per feature, padding rows removed)")
-    out: list[list[Optional[str]]] = [[None] * int(n) for n in meta.num_words]
+    out: list[list[str | None]] = [[None] * int(n) for n in meta.num_words]
     rows, cols = np.nonzero(meta.word_index >= 0)
     for r, c in zip(rows.tolist(), cols.tolist()):
         out[meta.example_index[r]][meta.word_index[r, c]] = labels[int(pred[r, c])]
@@ -268,7 +268,7 @@ def is_max_context(windows: Sequence[tuple[int, int]], index: int, position: int
 
 
 def answer_pieces(example: SpanExample, starts: Sequence[int], ends: Sequence[int],
-                  is_training: bool) -> Optional[tuple[int, int]]:
+                  is_training: bool) -> tuple[int, int] | None:
     """First and last context piece of the first answer (inclusive), from its character span:
     the pieces that overlap it, so a piece containing an answer boundary is part of it. None
     when there is no usable answer (an error in training)."""
@@ -455,7 +455,7 @@ def _check_dataset_args(features: dict, batch_size: int, skip_batches: int, is_t
     return sizes["input_ids"]
 
 
-def task_dataset(features: dict, batch_size: int, *, is_training: bool, seed: Optional[int],
+def task_dataset(features: dict, batch_size: int, *, is_training: bool, seed: int | None,
                  input_context=None, skip_batches: int = 0):
     """A tf.data.Dataset of feature batches ({name: [batch_size, ...]}, static shapes) for one
     input pipeline; `batch_size` is this pipeline's batch.
@@ -489,7 +489,7 @@ def task_dataset(features: dict, batch_size: int, *, is_training: bool, seed: Op
     else:
         order = eval_feature_indices(n, batch_size, input_context)
         keep = (order >= 0).astype(np.float32)
-        rows = np.where(order >= 0, order, order[0] if order[0] >= 0 else 0)
+        rows = np.where(order >= 0, order, max(order[0], 0))
         ds = tf.data.Dataset.from_tensor_slices((rows, keep)).batch(batch_size, drop_remainder=True)
         ds = ds.map(gather)
     options = tf.data.Options()
@@ -497,7 +497,7 @@ def task_dataset(features: dict, batch_size: int, *, is_training: bool, seed: Op
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def _training_rows(num_features: int, batch_size: int, seed: Optional[int], input_context,
+def _training_rows(num_features: int, batch_size: int, seed: int | None, input_context,
                    skip_batches: int):
     """The endless stream of this pipeline's row indices, reshuffled per epoch from (seed,
     epoch), starting after `skip_batches` batches."""

@@ -91,7 +91,7 @@ def tokenize_with_offsets(tokenizer: FullTokenizer, text: str) -> tuple[list[int
             if sum(lengths) != len(word):
                 raise AssertionError(f"pieces {pieces} do not cover the word {word!r}")
             cut = list(itertools.accumulate(lengths, initial=match.start()))
-            bounds = list(zip(cut[:-1], cut[1:]))
+            bounds = list(itertools.pairwise(cut))
         ids.extend(pieces)
         for a, b in bounds:
             starts.append(owner[a])
