@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import backbone_part, make_batch
 from tfcompact.architectures import ARCHITECTURES
@@ -242,3 +243,17 @@ def test_span_model_takes_no_labels_and_its_name(backbones):
     assert model.name == "squad"
     assert [v.shape for v in model.trainable_variables if v.path.startswith("span_head")] == [
         (2, config.hidden_size), (2,)]
+
+
+def test_a_checkpoint_of_a_task_model_restores_into_a_fresh_one(tmp_path):
+    config = tiny_config("mobilebert", **NO_DROPOUT)
+    model = build_task_model(build_backbone("mobilebert", config), "mobilebert", config,
+                             "span", 0)
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    fresh = build_task_model(build_backbone("mobilebert", config), "mobilebert", config,
+                             "span", 0)
+    inputs = _inputs(config)
+    assert np.abs(fresh(inputs)["end_logits"] - model(inputs)["end_logits"]).max() > 1e-4
+    tf.train.Checkpoint(model=fresh).restore(path).assert_existing_objects_matched()
+    np.testing.assert_allclose(fresh(inputs)["end_logits"], model(inputs)["end_logits"],
+                               atol=1e-6)
