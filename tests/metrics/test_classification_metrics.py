@@ -68,3 +68,44 @@ def test_bad_inputs_are_one_line_errors():
         cls.macro_f1([], [])
     with pytest.raises(DataError, match="mix types"):
         cls.macro_f1(["1", 1], [1, 1])
+
+
+# ------------------------------------------------------------------ the dispatcher
+
+def test_score_dispatches_every_task_kind():
+    from tfcompact import metrics, tasks
+
+    assert metrics.KINDS == tasks.TASK_KINDS
+    result = metrics.score("classification", ["a", "b", "b"], ["a", "b", "a"])
+    # a: tp 1, true 1, pred 2 -> 2/3; b: tp 1, true 2, pred 1 -> 2/3.
+    assert result["accuracy"] == pytest.approx(2 / 3, abs=1e-15)
+    assert result["macro_f1"] == pytest.approx(2 / 3, abs=1e-15)
+    for kind in metrics.KINDS:  # every dev metric a task can be judged by is reported
+        assert set(tasks.METRICS[kind]) <= set(_example_scores(metrics, kind))
+
+
+def _example_scores(metrics, kind):
+    if kind == "classification":
+        return metrics.score(kind, ["a"], ["a"])
+    if kind == "tagging":
+        return metrics.score(kind, [["B-PER", "O"]], [["B-PER", "O"]])
+    return metrics.score(kind, {"q": ["北京"]}, {"q": "北京"})
+
+
+def test_score_options_and_kinds_are_checked():
+    from tfcompact import metrics
+    from tfcompact.errors import ConfigError
+
+    assert metrics.score("classification", [0], [0], labels=[0, 1])["macro_f1"] == 0.5
+    with pytest.raises(ConfigError, match="expected one of classification, tagging, span"):
+        metrics.score("ranking", [0], [0])
+    with pytest.raises(ConfigError, match="tagging scores: unknown option labels"):
+        metrics.score("tagging", [["O"]], [["O"]], labels=["O"])
+
+
+def test_format_scores_prints_percents_and_counts():
+    from tfcompact import metrics
+
+    line = metrics.format_scores({"em": 0.25, "f1": 0.5, "total": 4, "skipped": 1,
+                                  "per_type": {}}, digits=1)
+    assert line == "em 25.0  f1 50.0  total 4  skipped 1"
