@@ -5,9 +5,9 @@ script), so a number printed here is the number the leaderboards print.
 The scorer's rules, all reproduced here:
 
 - Normalisation: lower-case (`str.lower`), strip surrounding whitespace, then drop every
-  character of its punctuation list `SCORER_PUNCTUATION`. The list is short and odd on
-  purpose-built grounds: ASCII ``. , ; ? ! ( ) " '`` are *not* in it (so "北京." and "北京"
-  differ), while ``- : _ / + =`` and the common full-width marks are. The list also names
+  character of its punctuation list `SCORER_PUNCTUATION`. The list is short and uneven:
+  ASCII ``. , ; ? ! ( ) " '`` are *not* in it (so "北京." and "北京" differ), while
+  ``- : _ / + =`` and the common full-width marks are. The list also names
   "……", a two-character string that never equals one character: an ellipsis is kept.
   Whitespace inside the answer is kept.
 - EM: 1 when the normalised prediction equals some normalised reference (the strings,
