@@ -155,14 +155,14 @@ def test_doc_windows_by_hand():
 
 
 def test_max_context_by_hand():
-    windows = [(0, 5), (3, 5)]  # pieces 0-4 and 3-7
-    # piece 3: window 0 has min(3 left, 1 right) = 1, window 1 min(0, 4) = 0 -> window 0
-    assert tf_.is_max_context(windows, 0, 3) and not tf_.is_max_context(windows, 1, 3)
-    # piece 4: window 0 min(4, 0) = 0, window 1 min(1, 3) = 1 -> window 1
-    assert tf_.is_max_context(windows, 1, 4) and not tf_.is_max_context(windows, 0, 4)
-    # equal context on both sides: the longer window wins (0.01 per piece), then the first
-    assert tf_.is_max_context([(0, 4), (2, 5)], 1, 3)
-    assert tf_.is_max_context([(0, 4), (3, 4)], 0, 3)
+    # pieces 0-4 and 3-7; piece 3: window 0 has min(3 left, 1 right) = 1, window 1 min(0, 4) = 0;
+    # piece 4: window 0 min(4, 0) = 0, window 1 min(1, 3) = 1
+    assert tf_.max_context_windows([(0, 5), (3, 5)], 8).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    # piece 2 in pieces 0-3 (min(2, 1) = 1) and 1-5 (min(1, 3) = 1): the longer window wins
+    assert tf_.max_context_windows([(0, 4), (1, 5)], 6)[2] == 1
+    # piece 3 in pieces 0-3 and 3-6 (0 either way, as long): the first one
+    assert tf_.max_context_windows([(0, 4), (3, 4)], 7)[3] == 0
+    assert tf_.max_context_windows([(0, 0)], 0).tolist() == []
 
 
 def test_offsets_of_the_tiny_context(tok):

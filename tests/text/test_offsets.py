@@ -72,3 +72,19 @@ def test_round_trip_on_varied_text(lower):
                 assert bare in span_norm, (text, piece, text[s:e])
             else:
                 assert span_norm == bare, (text, piece, text[s:e])
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_random_mixtures_keep_ids_and_ordered_spans(lower):
+    import random
+
+    tok = FullTokenizer(packaged_vocab_path(), do_lower_case=lower)
+    rng = random.Random(1)
+    pool = (list("我爱北京售价元，。！“”‘’…—\u3000 \t\n\x00\u200b\u2028aBcDxyzİΣς0123456789")
+            + ["e\u0301", "\u0301", "한", "Å", "ﬁ", "😂", "Ａ", "１"])
+    for _ in range(2000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 25)))
+        ids, starts, ends = tokenize_with_offsets(tok, text)
+        assert ids == tok.tokenize_to_ids(text), text
+        assert starts == sorted(starts) and ends == sorted(ends), text
+        assert all(0 <= s < e <= len(text) for s, e in zip(starts, ends)), text

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import itertools
 import math
 import random
 from collections.abc import Sequence
@@ -176,11 +177,28 @@ def word_windows(piece_counts: Sequence[int], room: int) -> list[tuple[int, int]
     return windows
 
 
-def _word_pieces(tokenizer: FullTokenizer, word: str, cache: dict) -> list:
-    pieces = cache.get(word)
-    if pieces is None:
-        pieces = cache[word] = tokenizer.tokenize_to_ids(word) or [tokenizer.vocab.unk_id]
+def _word_pieces(tokenizer: FullTokenizer, words: Sequence[str], cache: dict, room: int) -> list:
+    """Each word's pieces ([UNK] for a word without any), at most `room` of them."""
+    pieces = list(map(cache.get, words))
+    if None in pieces:
+        for k, (word, got) in enumerate(zip(words, pieces)):
+            if got is None:
+                got = tokenizer.tokenize_to_ids(word) or [tokenizer.vocab.unk_id]
+                pieces[k] = cache[word] = got[:room]
     return pieces
+
+
+def _tag_ids(example: TaggedExample, tag_ids: dict, is_training: bool) -> list:
+    """The id of each word's tag (0 for an unlabelled example outside training)."""
+    if example.tags is None:
+        return [_label_id(None, tag_ids, example.source, is_training, "tag")] * len(example.words)
+    if len(example.tags) != len(example.words):
+        raise DataError(f"{example.source}: {len(example.words)} words but {len(example.tags)} "
+                        "tags (expected one tag per word)")
+    ids = list(map(tag_ids.get, example.tags))
+    if None in ids:
+        return [_label_id(t, tag_ids, example.source, is_training, "tag") for t in example.tags]
+    return ids
 
 
 def encode_tagging(examples: Sequence[TaggedExample], tokenizer: FullTokenizer,
@@ -189,35 +207,35 @@ def encode_tagging(examples: Sequence[TaggedExample], tokenizer: FullTokenizer,
     vocab, seq = tokenizer.vocab, spec.max_seq_length
     tag_ids = {tag: i for i, tag in enumerate(spec.labels)}
     rows = _Rows(seq)
-    labels, weights, word_index, example_index, num_words = [], [], [], [], []
+    labels, word_index, example_index, num_words = [], [], [], []
     cache: dict = {}
     for e, ex in enumerate(examples):
-        if ex.tags is not None and len(ex.tags) != len(ex.words):
-            raise DataError(f"{ex.source}: {len(ex.words)} words but {len(ex.tags)} tags "
-                            "(expected one tag per word)")
-        tags = ex.tags if ex.tags is not None else (None,) * len(ex.words)
-        ids = [_label_id(t, tag_ids, ex.source, is_training, "tag") for t in tags]
-        pieces = [_word_pieces(tokenizer, w, cache)[:seq - 2] for w in ex.words]
-        num_words.append(len(ex.words))
-        for first, stop in word_windows([len(p) for p in pieces], seq - 2):
-            row_ids, row_labels, row_words = [vocab.cls_id], [0], [-1]
-            for w in range(first, stop):
-                row_ids += pieces[w]
-                row_labels += [ids[w]] + [0] * (len(pieces[w]) - 1)
-                row_words += [w] + [-1] * (len(pieces[w]) - 1)
-            row_ids.append(vocab.sep_id)
-            rows.add(row_ids, [0] * len(row_ids))
-            pad = seq - len(row_ids) + 1
-            labels.append(row_labels + [0] * pad)
-            word_index.append(row_words + [-1] * pad)
-            weights.append([1.0 if w >= 0 else 0.0 for w in word_index[-1]])
+        ids = _tag_ids(ex, tag_ids, is_training)
+        pieces = _word_pieces(tokenizer, ex.words, cache, seq - 2)
+        counts = list(map(len, pieces))
+        bounds = list(itertools.accumulate(counts, initial=0))
+        flat = list(itertools.chain.from_iterable(pieces))
+        # Per piece: the word it starts (-1 for a continuation) and that word's tag id.
+        piece_word = np.full(len(flat), -1, np.int32)
+        piece_word[bounds[:-1]] = np.arange(len(pieces))
+        piece_tag = np.zeros(len(flat), np.int32)
+        piece_tag[bounds[:-1]] = ids
+        num_words.append(len(pieces))
+        for first, stop in word_windows(counts, seq - 2):
+            a, b = bounds[first], bounds[stop]
+            rows.add([vocab.cls_id] + flat[a:b] + [vocab.sep_id], [0] * (b - a + 2))
+            word_row = np.full(seq, -1, np.int32)
+            word_row[1:1 + b - a] = piece_word[a:b]
+            label_row = np.zeros(seq, np.int32)
+            label_row[1:1 + b - a] = piece_tag[a:b]
+            word_index.append(word_row)
+            labels.append(label_row)
             example_index.append(e)
     features = rows.encoder_features()
+    word_index = np.asarray(word_index, np.int32).reshape(-1, seq)
     features["label_ids"] = np.asarray(labels, np.int32).reshape(-1, seq)
-    features["label_weights"] = np.asarray(weights, np.float32).reshape(-1, seq)
-    meta = TaggingMeta(np.asarray(example_index, np.int32),
-                       np.asarray(word_index, np.int32).reshape(-1, seq),
-                       np.asarray(num_words, np.int32))
+    features["label_weights"] = (word_index >= 0).astype(np.float32)
+    meta = TaggingMeta(np.asarray(example_index, np.int32), word_index, np.asarray(num_words, np.int32))
     return EncodedTask(features, meta)
 
 
@@ -252,19 +270,19 @@ def doc_windows(num_tokens: int, room: int, doc_stride: int) -> list[tuple[int, 
         start += min(length, doc_stride)
 
 
-def is_max_context(windows: Sequence[tuple[int, int]], index: int, position: int) -> bool:
-    """Whether window `index` is where context piece `position` has the most context: the
-    window maximising min(pieces left, pieces right) + 0.01 * window length, the first one on a
-    tie (run_squad's _check_is_max_context)."""
-    best, best_score = None, None
+def max_context_windows(windows: Sequence[tuple[int, int]], num_tokens: int) -> np.ndarray:
+    """[num_tokens] int: the window in which each context piece has the most context, the one
+    maximising min(pieces left, pieces right) + 0.01 * window length, the first on a tie
+    (run_squad's _check_is_max_context); only that window's row scores the piece as a start."""
+    best = np.full(num_tokens, -1, np.int64)
+    best_score = np.full(num_tokens, -np.inf)
     for w, (start, length) in enumerate(windows):
-        end = start + length - 1
-        if position < start or position > end:
-            continue
-        score = min(position - start, end - position) + 0.01 * length
-        if best_score is None or score > best_score:
-            best, best_score = w, score
-    return best == index
+        position = np.arange(start, start + length)
+        score = np.minimum(position - start, start + length - 1 - position) + 0.01 * length
+        better = score > best_score[start:start + length]
+        best[start:start + length][better] = w
+        best_score[start:start + length][better] = score[better]
+    return best
 
 
 def answer_pieces(example: SpanExample, starts: Sequence[int], ends: Sequence[int],
@@ -307,6 +325,7 @@ def encode_span(examples: Sequence[SpanExample], tokenizer: FullTokenizer, spec:
                               f"max_query_length + 3")
         target = answer_pieces(ex, starts, ends, is_training)
         windows = doc_windows(len(doc), room, spec.doc_stride)
+        owner = max_context_windows(windows, len(doc))
         offset = len(query) + 2  # row position of the window's first piece
         for w, (start, length) in enumerate(windows):
             rows.add([vocab.cls_id] + query + [vocab.sep_id] + doc[start:start + length] + [vocab.sep_id],
@@ -318,7 +337,7 @@ def encode_span(examples: Sequence[SpanExample], tokenizer: FullTokenizer, spec:
             span[1, offset:offset + length] = ends[start:start + length]
             char_spans.append(span)
             flags = np.zeros(seq, bool)
-            flags[offset:offset + length] = [is_max_context(windows, w, p) for p in range(start, start + length)]
+            flags[offset:offset + length] = owner[start:start + length] == w
             max_context.append(flags)
             example_index.append(e)
     features = rows.encoder_features()

@@ -39,27 +39,23 @@ def _norm_len(tokenizer: FullTokenizer, ch: str) -> int:
     return n
 
 
-def normalized_owner(tokenizer: FullTokenizer, text: str, norm: str) -> list[int]:
-    """For each position of `norm` (= tokenizer.normalize(text)), the index of the character of
-    `text` it came from."""
+def normalized_owner(tokenizer: FullTokenizer, text: str, norm: str) -> tuple[list[int], list[int]]:
+    """(owner, end_of): owner[p] is the index of the character of `text` that position p of
+    `norm` (= tokenizer.normalize(text)) came from; end_of[i] is the exclusive end of a piece
+    whose last character is text[i]: i + 1, extended over following combining marks that
+    normalisation dropped."""
+    end_of = list(range(1, len(text) + 1))
     if norm == text:
-        return list(range(len(text)))
+        return list(range(len(text))), end_of
     lengths = [_norm_len(tokenizer, ch) for ch in text]
     if sum(lengths) != len(norm):  # would mean normalisation is not additive in length
         raise AssertionError(f"normalised length {len(norm)} != per-character sum "
                              f"{sum(lengths)} for {text!r}")
-    return list(itertools.chain.from_iterable(
-        itertools.repeat(i, n) for i, n in enumerate(lengths)))
-
-
-def _end_after(tokenizer: FullTokenizer, text: str, i: int) -> int:
-    """End (exclusive) of a piece whose last normalised character came from text[i]: i + 1,
-    extended over following combining marks that normalisation dropped."""
-    end = i + 1
-    while (end < len(text) and unicodedata.category(text[end])[0] == "M"
-           and _norm_len(tokenizer, text[end]) == 0):
-        end += 1
-    return end
+    for i in range(len(text) - 2, -1, -1):
+        if lengths[i + 1] == 0 and unicodedata.category(text[i + 1])[0] == "M":
+            end_of[i] = end_of[i + 1]
+    owner = list(itertools.chain.from_iterable(itertools.repeat(i, n) for i, n in enumerate(lengths)))
+    return owner, end_of
 
 
 def piece_lengths(tokenizer: FullTokenizer, pieces: tuple[int, ...]) -> list[int]:
@@ -76,24 +72,23 @@ def tokenize_with_offsets(tokenizer: FullTokenizer, text: str) -> tuple[list[int
     """(ids, starts, ends): the ids of `tokenizer.tokenize_to_ids(text)` and each piece's
     character span [start, end) in `text` (see the module docstring for the rules)."""
     norm = tokenizer.normalize(text)
-    owner = normalized_owner(tokenizer, text, norm)
-    unk = tokenizer.vocab.unk_id
+    owner, end_of = normalized_owner(tokenizer, text, norm)
     ids: list[int] = []
     starts: list[int] = []
     ends: list[int] = []
     for match in tokenizer._token_re.finditer(norm):
         word = match.group()
         pieces = tokenizer.wordpiece_ids(word)
-        if pieces == (unk,):
-            bounds = [(match.start(), match.end())]
-        else:
-            lengths = piece_lengths(tokenizer, pieces)
-            if sum(lengths) != len(word):
-                raise AssertionError(f"pieces {pieces} do not cover the word {word!r}")
-            cut = list(itertools.accumulate(lengths, initial=match.start()))
-            bounds = list(itertools.pairwise(cut))
+        a, b = match.span()
         ids.extend(pieces)
-        for a, b in bounds:
+        if len(pieces) == 1:  # one piece or [UNK]: the whole word
             starts.append(owner[a])
-            ends.append(_end_after(tokenizer, text, owner[b - 1]))
+            ends.append(end_of[owner[b - 1]])
+            continue
+        lengths = piece_lengths(tokenizer, pieces)
+        if sum(lengths) != len(word):
+            raise AssertionError(f"pieces {pieces} do not cover the word {word!r}")
+        for p, q in itertools.pairwise(itertools.accumulate(lengths, initial=a)):
+            starts.append(owner[p])
+            ends.append(end_of[owner[q - 1]])
     return ids, starts, ends
