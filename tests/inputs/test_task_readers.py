@@ -79,6 +79,8 @@ def test_headerless_file_by_column_numbers(tmp_path):
     rows = read(path, "tsv", text_fields="0,1", label_field="2")
     assert [(e.text_a, e.text_b, e.label) for e in rows] == [
         ("喜欢打篮球吗", "爱打篮球吗", "1"), ("天气", "下雨", "0")]
+    with pytest.raises(ConfigError, match="needs the label's column number as --label_field"):
+        read(path, "tsv", text_fields="0,1")
     # unlabelled: the label column is not needed
     assert [e.label for e in read(path, "tsv", text_fields="0,1", labelled=False)] == [None, None]
 

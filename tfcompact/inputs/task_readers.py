@@ -197,7 +197,10 @@ def _columns(path: str, header: Optional[list[str]], text_fields: list[str],
     """Column indices of the texts, the label and the id, by name in `header` or, for a
     headerless file (`header` None), by the numbers in text_fields/label_field."""
     if header is None:
-        label = int(label_field) if labelled and label_field is not None else None
+        if labelled and label_field is None:
+            raise ConfigError(f"{path}: a headerless file (numeric --text_fields) needs the "
+                              f"label's column number as --label_field")
+        label = int(label_field) if labelled else None
         return [int(f) for f in text_fields], label, None
     where = f"{path}:1"
     names = header
