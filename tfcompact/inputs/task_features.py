@@ -310,7 +310,8 @@ def answer_pieces(example: SpanExample, starts: Sequence[int], ends: Sequence[in
 def encode_span(examples: Sequence[SpanExample], tokenizer: FullTokenizer, spec: TaskSpec,
                 is_training: bool) -> EncodedTask:
     """``[CLS] q [SEP] window [SEP]`` rows, start/end positions of the first answer (0 when it
-    is not wholly in the window), and the SpanMeta of every row."""
+    is not wholly in the window; also outside training when the examples have answers, for a
+    dev loss), and the SpanMeta of every row."""
     vocab, seq = tokenizer.vocab, spec.max_seq_length
     rows = _Rows(seq)
     positions, example_index, char_spans, max_context = [], [], [], []
@@ -379,7 +380,8 @@ def decode_spans(examples: Sequence[SpanExample], meta: SpanMeta, start_logits: 
                  end_logits: np.ndarray, n_best_size: int = 20,
                  max_answer_length: int = 30) -> tuple[dict, dict]:
     """(predictions {guid: answer text}, nbest {guid: [{text, probability, start_logit,
-    end_logit}, ...]}) from start/end logits [N, S] of the feature rows in `meta`'s order.
+    end_logit}, ...]}) from start/end logits [N, S] of the feature rows in `meta`'s order
+    (`examples` and `meta` from the same `encode_examples` call, padding rows removed).
 
     Candidates are the top-n starts x top-n ends of every window of an example with the start
     in the context and max-context, end >= start and at most `max_answer_length` pieces; the
