@@ -111,23 +111,30 @@ class SpanExample:
 # ------------------------------------------------------------------------------ task.json
 
 @dataclasses.dataclass
-class TaskSpec:
-    """What a fine-tuned model does and how its inputs are read (``task.json``)."""
+class TaskOptions:
+    """How a task's files are read and its inputs sized: shared by `task.json` and the
+    `task:` section of a fine-tuning experiment."""
 
-    kind: str
-    labels: list  # class names / tags in id order; [] for span
-    max_seq_length: int
-    task_format: str = ""  # the reader format (tfcompact.inputs.task_readers)
+    max_seq_length: int = 128
+    task_format: str = ""  # the reader format (tfcompact.inputs.task_readers.FORMATS)
     text_fields: list = dataclasses.field(default_factory=list)
     label_field: Optional[str] = None
-    name: str = ""
-    metric: str = ""  # the dev metric the best checkpoint was chosen by
+    metric: str = ""  # the dev metric the best checkpoint is chosen by; "": the kind's first
     tagging_scheme: str = "BIO"
     doc_stride: int = 128
     max_query_length: int = 64
     max_answer_length: int = 30
     n_best_size: int = 20
     do_lower_case: bool = True
+
+
+@dataclasses.dataclass
+class TaskSpec(TaskOptions):
+    """What a fine-tuned model does and how its inputs are read (``task.json``)."""
+
+    kind: str = "classification"
+    labels: list = dataclasses.field(default_factory=list)  # class names / tags in id order
+    name: str = ""
 
     def __post_init__(self):
         check_kind(self.kind, "task.kind")

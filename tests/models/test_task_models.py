@@ -129,9 +129,10 @@ def _gelu_erf(x):
     return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
 
 
-def test_electra_classifier_is_one_dense_layer_over_the_cls_vector(backbones):
+def test_electra_original_classifier_is_one_dense_layer_over_the_cls_vector(backbones):
     config, backbone = backbones["electra"]
-    model = build_task_model(backbone, "electra", config, "classification", C)
+    model = build_task_model(backbone, "electra", config, "classification", C,
+                             electra_head="electra")
     inputs = _inputs(config)
     cls = backbone(inputs)["sequence_output"].numpy()[:, 0].astype(np.float64)
     kernel, bias = _weights(model, "classifier/kernel"), _weights(model, "classifier/bias")

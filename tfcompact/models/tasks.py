@@ -17,10 +17,12 @@ Heads, as each original's fine-tuning code builds them:
   or the raw [CLS] vector as ``classifier_activation`` says (see models/mobilebert.py).
 - TinyBERT ``transformer/modeling.py`` (TinyBertForSequenceClassification): the classifier
   reads relu(pooled_output); the dropout it defines is never applied.
-- ELECTRA ``finetune/classification/classification_tasks.py``: dropout 0.1 over the raw [CLS]
-  vector (ELECTRA has no pooler) and one dense layer to C (``tf.layers.dense``: Glorot-uniform
-  kernel). HuggingFace's ElectraClassificationHead instead runs dropout, dense(H), GELU (erf),
-  dropout, dense(C): ``electra_head="transformers"`` builds that layout.
+- ELECTRA (default, ``electra_head="transformers"``): its own head over the raw [CLS] vector
+  (ELECTRA has no pooler): dropout, dense(H), GELU (erf), dropout, dense(C), the layout of
+  HuggingFace's ElectraClassificationHead, so fine-tuned ELECTRA models map onto
+  ElectraForSequenceClassification. ``electra_head="electra"`` builds the layout of ELECTRA's
+  own ``finetune/classification/classification_tasks.py`` instead: dropout 0.1 and one dense
+  layer to C (``tf.layers.dense``: Glorot-uniform kernel).
 - tagging: dropout 0.1 + projection over ``sequence_output`` (ELECTRA's
   ``tagging_tasks.py``: projection only);
 - span: BERT ``run_squad.py``: one projection to 2 over ``sequence_output`` (``cls/squad``
@@ -119,7 +121,7 @@ def _classification_logits(arch: str, config, num_labels: int, pooled, rate: flo
 
 
 def task_head(arch: str, config, kind: str, num_labels: int, backbone_outputs: dict, *,
-              head_dropout: Optional[float] = None, electra_head: str = "electra") -> dict:
+              head_dropout: Optional[float] = None, electra_head: str = "transformers") -> dict:
     """The head's outputs (TASK_OUTPUTS[kind]) over a backbone's output dict."""
     rate = default_head_dropout(arch, kind) if head_dropout is None else float(head_dropout)
     if kind == "classification":
@@ -156,13 +158,13 @@ def build_task_model(
     *,
     name: str = "task_model",
     head_dropout: Optional[float] = None,
-    electra_head: str = "electra",
+    electra_head: str = "transformers",
     backbone_outputs: bool = False,
 ) -> keras.Model:
     """The task model of `kind` over `backbone` (the same object, weights shared).
 
     ``head_dropout`` None uses the original code's rate (`default_head_dropout`);
-    ``electra_head`` "transformers" gives ELECTRA HuggingFace's dense+GELU+dense head;
+    ``electra_head`` "electra" gives ELECTRA the single dense layer of its original code;
     ``backbone_outputs`` adds the backbone's outputs (BACKBONE_OUTPUTS) to the output dict.
     """
     _check(arch, kind, num_labels, head_dropout, electra_head)

@@ -146,10 +146,15 @@ class Experiment:
     source: str = field(default="<dict>", repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        """Plain mapping (YAML-writable) of every field, for the model directory's record."""
-        d = dataclasses.asdict(self)
-        d.pop("source")
-        return d
+        return plain_dict(self)
+
+
+def plain_dict(exp) -> dict:
+    """An experiment as a plain mapping (YAML-writable) of every field but its source, for the
+    model directory's record."""
+    d = dataclasses.asdict(exp)
+    d.pop("source")
+    return d
 
 
 # --------------------------------------------------------------------------- locating configs

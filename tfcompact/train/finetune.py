@@ -36,7 +36,7 @@ from tfcompact.models.tasks import build_task_model
 from tfcompact.objectives.tasks import task_objective
 from tfcompact.optim import create_optimizer
 from tfcompact.optim.schedules import layerwise_lr_decay_multipliers
-from tfcompact.tasks import BEST_DIR, TaskSpec, write_task_spec
+from tfcompact.tasks import BEST_DIR, TaskOptions, TaskSpec, write_task_spec
 from tfcompact.text.tokenizer import FullTokenizer
 from tfcompact.train import summaries
 from tfcompact.train.checkpointing import NonFiniteWeightsError, RunCheckpoints
@@ -107,13 +107,10 @@ class TaskData:
 
 
 def task_spec(exp: FinetuneExperiment, labels: list) -> TaskSpec:
+    """The task.json of this experiment: its reading/sizing options, kind, labels and name."""
     t = exp.task
-    return TaskSpec(kind=t.kind, labels=list(labels), max_seq_length=t.max_seq_length,
-                    task_format=t.task_format, text_fields=list(t.text_fields),
-                    label_field=t.label_field, name=exp.name, metric=t.metric,
-                    tagging_scheme=t.tagging_scheme, doc_stride=t.doc_stride,
-                    max_query_length=t.max_query_length, max_answer_length=t.max_answer_length,
-                    n_best_size=t.n_best_size, do_lower_case=t.do_lower_case)
+    options = {f.name: getattr(t, f.name) for f in dataclasses.fields(TaskOptions)}
+    return TaskSpec(kind=t.kind, labels=list(labels), name=exp.name, **options)
 
 
 def load_task_data(exp: FinetuneExperiment, tokenizer: FullTokenizer, log) -> TaskData:

@@ -27,33 +27,22 @@ from tfcompact import typed
 from tfcompact.architectures import ARCHITECTURES
 from tfcompact.errors import ConfigError
 from tfcompact.files import atomic_write_text
-from tfcompact.tasks import METRICS, TAGGING_SCHEMES, TASK_KINDS
-from tfcompact.train.experiment import (PRECISIONS, Fail, TpuSpec, apply_overrides, failer,
+from tfcompact.tasks import METRICS, TAGGING_SCHEMES, TASK_KINDS, TaskOptions
+from tfcompact.train.experiment import (PRECISIONS, Fail, TpuSpec, apply_overrides, failer, plain_dict,
                                         read_yaml_with_base, tpu_configs_dir, where_in)
 
 FINETUNE_DIR = "finetune"
 
 
 @dataclass
-class TaskDataSpec:
-    """The task's data: kind, reader format, files and sequence sizes."""
+class TaskDataSpec(TaskOptions):
+    """The task's data: kind, files and labels, plus the reading/sizing options task.json keeps."""
 
     kind: str = "classification"
-    task_format: str = "tsv"
     train: str = ""
     dev: str | None = None
     test: str | None = None
-    text_fields: list[str] = field(default_factory=list)
-    label_field: str | None = None
     labels: list[str] = field(default_factory=list)  # default: collected from the train split
-    max_seq_length: int = 128
-    metric: str = ""  # the dev metric for the best checkpoint; default: the kind's first
-    tagging_scheme: str = "BIO"
-    doc_stride: int = 128
-    max_query_length: int = 64
-    max_answer_length: int = 30
-    n_best_size: int = 20
-    do_lower_case: bool = True
 
 
 @dataclass
@@ -119,9 +108,7 @@ class FinetuneExperiment:
     source: str = field(default="<dict>", repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d.pop("source")
-        return d
+        return plain_dict(self)
 
 
 # --------------------------------------------------------------------------- checks
