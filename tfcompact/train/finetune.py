@@ -30,7 +30,7 @@ from tfcompact import modeldir
 from tfcompact.errors import ConfigError, UserError
 from tfcompact.files import atomic_write_text, read_bytes
 from tfcompact.inputs.task_features import task_dataset
-from tfcompact.inputs.task_readers import collect_labels
+from tfcompact.inputs.task_readers import collect_labels, describe_counts
 from tfcompact.models import build_backbone, get_backbone
 from tfcompact.models.tasks import build_task_model
 from tfcompact.objectives.tasks import task_objective
@@ -132,6 +132,8 @@ def load_task_data(exp: FinetuneExperiment, tokenizer: FullTokenizer, log) -> Ta
         if split is not None:
             rows = len(split.encoded.features["input_ids"])
             log(f"{name}: {len(split.examples)} examples -> {rows} features ({split.path})")
+            if split.counts:
+                log(describe_counts(split.path, split.counts))
     if t.kind != "span":
         log(f"labels ({len(labels)}): {', '.join(labels[:20])}{' ...' if len(labels) > 20 else ''}")
     return TaskData(spec, train, dev, test)

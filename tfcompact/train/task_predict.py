@@ -8,6 +8,7 @@ official metric (`tfcompact.metrics`).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 from typing import Any, Sequence
@@ -33,6 +34,7 @@ class Split:
     path: str
     examples: list
     encoded: EncodedTask
+    counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
 
     @property
     def labelled(self) -> bool:
@@ -44,11 +46,13 @@ class Split:
 def read_split(spec: TaskSpec, path: str, tokenizer, *, labelled: bool = True,
                is_training: bool = False, check: bool = True) -> Split:
     """Read and encode one split; labels outside `spec.labels` are an error when `check`."""
+    counts: collections.Counter = collections.Counter()
     examples = list(read_examples(spec.kind, path, spec.task_format, spec.text_fields or None,
-                                  spec.label_field, labelled))
+                                  spec.label_field, labelled, counts))
     if check and labelled and spec.kind != "span":
         check_labels(examples, spec.labels, path)
-    return Split(path, examples, encode_examples(spec.kind, examples, tokenizer, spec, is_training))
+    return Split(path, examples, encode_examples(spec.kind, examples, tokenizer, spec, is_training),
+                 counts)
 
 
 def predict_outputs(strategy: tf.distribute.Strategy, model, features: dict,
