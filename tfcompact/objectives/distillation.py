@@ -32,12 +32,12 @@ from tfcompact.objectives.pretraining import masked_lm_accuracy
 from tfcompact.optim.schedules import pkt_layer_phase_factor
 
 
-def _f32(x) -> tf.Tensor:
+def as_float32(x) -> tf.Tensor:
     return tf.cast(x, tf.float32)
 
 
 def _teacher(x) -> tf.Tensor:
-    return tf.stop_gradient(_f32(x))
+    return tf.stop_gradient(as_float32(x))
 
 
 def _mse(a, b) -> tf.Tensor:
@@ -79,7 +79,7 @@ def tinybert_attention_loss(student_attention_logits: Sequence, teacher_attentio
         layer_map = tinybert_layer_map(len(student_attention_logits), len(teacher_attention_logits))
     total = tf.constant(0.0, tf.float32)
     for student, teacher_index in zip(student_attention_logits, layer_map.attention):
-        s = _zero_masked(_f32(student), threshold)
+        s = _zero_masked(as_float32(student), threshold)
         t = _zero_masked(_teacher(teacher_attention_logits[teacher_index]), threshold)
         total += _mse(s, t)
     return total
@@ -101,7 +101,7 @@ def tinybert_hidden_loss(student_hidden_states: Sequence, teacher_hidden_states:
     total = tf.constant(0.0, tf.float32)
     for student, teacher_index in zip(student_hidden_states, layer_map.hidden):
         s = student if fit_dense is None else fit_dense(student)
-        total += _mse(_f32(s), _teacher(teacher_hidden_states[teacher_index]))
+        total += _mse(as_float32(s), _teacher(teacher_hidden_states[teacher_index]))
     return total
 
 
@@ -119,7 +119,7 @@ def tinybert_general_distillation_loss(student_outputs: Mapping, teacher_outputs
 def soft_cross_entropy(student_logits, teacher_logits, temperature: float = 1.0) -> tf.Tensor:
     """TinyBERT task distillation: mean over batch x classes of -softmax(t/T) * log_softmax(s/T)."""
     targets = tf.nn.softmax(_teacher(teacher_logits) / temperature, axis=-1)
-    log_probs = tf.nn.log_softmax(_f32(student_logits) / temperature, axis=-1)
+    log_probs = tf.nn.log_softmax(as_float32(student_logits) / temperature, axis=-1)
     return tf.reduce_mean(-targets * log_probs)
 
 
@@ -129,7 +129,7 @@ def soft_cross_entropy(student_logits, teacher_logits, temperature: float = 1.0)
 
 def parameter_free_layer_norm(x, epsilon: float = 1e-12) -> tf.Tensor:
     """(x - mean) / sqrt(var + eps) over the last axis (no gamma/beta)."""
-    x = _f32(x)
+    x = as_float32(x)
     mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
     return (x - mean) * tf.math.rsqrt(variance + epsilon)
 
@@ -138,7 +138,7 @@ def _gated_mean(per_layer: Sequence[tf.Tensor], gates) -> tf.Tensor:
     """(1/L) * sum_l gate_l * loss_l; gates None means all 1 (gates can be any weights)."""
     losses = tf.stack(per_layer)
     if gates is not None:
-        losses = losses * tf.reshape(_f32(gates), [-1])
+        losses = losses * tf.reshape(as_float32(gates), [-1])
     return tf.reduce_sum(losses) / float(len(per_layer))
 
 
@@ -168,13 +168,13 @@ def mobilebert_attention_loss(student_attention_logits: Sequence,
     per_layer = []
     for s, t in zip(student_attention_logits, teacher_attention_logits):
         teacher_probs = tf.nn.softmax(_teacher(t), axis=-1)
-        student_log_probs = tf.nn.log_softmax(_f32(s), axis=-1)
+        student_log_probs = tf.nn.log_softmax(as_float32(s), axis=-1)
         per_layer.append(tf.reduce_mean(tf.reduce_sum(-teacher_probs * student_log_probs, axis=-1)))
     return factor * _gated_mean(per_layer, gates)
 
 
 def _token_moments(x):
-    return tf.nn.moments(_f32(x), axes=[-1], keepdims=True)
+    return tf.nn.moments(as_float32(x), axes=[-1], keepdims=True)
 
 
 def mobilebert_mean_variance_loss(student_hidden_states: Sequence, teacher_hidden_states: Sequence,
@@ -243,8 +243,8 @@ def mobilebert_mlm_distillation_loss(student_logits, teacher_logits, ids, weight
                                      epsilon: float = 1e-5) -> tf.Tensor:
     """sum(w * -sum_v target * log_softmax(student)) / (sum(w) + 1e-5) with the mixed targets."""
     targets = mobilebert_mlm_distillation_targets(teacher_logits, ids, ground_truth_ratio)
-    per_position = -tf.reduce_sum(targets * tf.nn.log_softmax(_f32(student_logits), axis=-1), -1)
-    weights = _f32(weights)
+    per_position = -tf.reduce_sum(targets * tf.nn.log_softmax(as_float32(student_logits), axis=-1), -1)
+    weights = as_float32(weights)
     return tf.reduce_sum(weights * per_position) / (tf.reduce_sum(weights) + epsilon)
 
 

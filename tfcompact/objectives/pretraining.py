@@ -23,13 +23,13 @@ from tfcompact.architectures import ARCHITECTURES as PRETRAINING_ARCHITECTURES
 from tfcompact.errors import ConfigError
 
 
-def _f32(x) -> tf.Tensor:
+def as_float32(x) -> tf.Tensor:
     return tf.cast(x, tf.float32)
 
 
-def _denominator(total: tf.Tensor, cross_replica: bool) -> tf.Tensor:
+def replica_denominator(total: tf.Tensor, cross_replica: bool) -> tf.Tensor:
     """`total`, summed over replicas when `cross_replica` and inside a replica context."""
-    total = tf.stop_gradient(_f32(total))
+    total = tf.stop_gradient(as_float32(total))
     if not cross_replica:
         return total
     context = tf.distribute.get_replica_context()
@@ -39,15 +39,15 @@ def _denominator(total: tf.Tensor, cross_replica: bool) -> tf.Tensor:
 
 
 def _weighted_mean(values, weights, epsilon: float, cross_replica: bool) -> tf.Tensor:
-    weights = _f32(weights)
-    return tf.reduce_sum(weights * _f32(values)) / (
-        _denominator(tf.reduce_sum(weights), cross_replica) + epsilon)
+    weights = as_float32(weights)
+    return tf.reduce_sum(weights * as_float32(values)) / (
+        replica_denominator(tf.reduce_sum(weights), cross_replica) + epsilon)
 
 
 def masked_lm_per_position_loss(logits, ids) -> tf.Tensor:
     """Cross-entropy of `ids` [B, P] under `logits` [B, P, V], float32 [B, P]."""
     return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(ids, tf.int32), logits=_f32(logits))
+        labels=tf.cast(ids, tf.int32), logits=as_float32(logits))
 
 
 def masked_lm_loss(logits, ids, weights, *, epsilon: float = 1e-5,
@@ -70,36 +70,36 @@ def _sentence_labels(labels) -> tf.Tensor:
 def sentence_loss(logits, labels, *, cross_replica: bool = False) -> tf.Tensor:
     """NSP (BERT) / SOP (ALBERT) loss: mean cross-entropy over examples. labels [B] or [B, 1]."""
     per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=_sentence_labels(labels), logits=_f32(logits))
-    return tf.reduce_sum(per_example) / _denominator(tf.size(per_example), cross_replica)
+        labels=_sentence_labels(labels), logits=as_float32(logits))
+    return tf.reduce_sum(per_example) / replica_denominator(tf.size(per_example), cross_replica)
 
 
 def sentence_accuracy(logits, labels, *, cross_replica: bool = False) -> tf.Tensor:
     """Fraction of examples whose NSP/SOP argmax equals the label."""
-    correct = _f32(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32),
+    correct = as_float32(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32),
                             _sentence_labels(labels)))
-    return tf.reduce_sum(correct) / _denominator(tf.size(correct), cross_replica)
+    return tf.reduce_sum(correct) / replica_denominator(tf.size(correct), cross_replica)
 
 
 def electra_rtd_loss(logits, labels, input_mask, *, epsilon: float = 1e-6,
                      cross_replica: bool = False) -> tf.Tensor:
     """Replaced-token detection: sigmoid CE of labels (1 = replaced) averaged over non-pad tokens."""
-    losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=_f32(labels), logits=_f32(logits))
+    losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=as_float32(labels), logits=as_float32(logits))
     return _weighted_mean(losses, input_mask, epsilon, cross_replica)
 
 
 def electra_rtd_accuracy(logits, labels, input_mask, *, cross_replica: bool = False) -> tf.Tensor:
     """Fraction of non-pad tokens where (logit > 0) equals the label."""
-    predictions = tf.cast(_f32(logits) > 0.0, tf.int32)
+    predictions = tf.cast(as_float32(logits) > 0.0, tf.int32)
     correct = tf.equal(predictions, tf.cast(labels, tf.int32))
     return _weighted_mean(correct, input_mask, 0.0, cross_replica)
 
 
 def electra_rtd_precision_recall(logits, labels, input_mask) -> tuple[tf.Tensor, tf.Tensor]:
     """Precision and recall of "replaced" over non-pad tokens (0 when undefined)."""
-    mask = _f32(input_mask)
-    predicted = _f32(_f32(logits) > 0.0) * mask
-    actual = _f32(labels) * mask
+    mask = as_float32(input_mask)
+    predicted = as_float32(as_float32(logits) > 0.0) * mask
+    actual = as_float32(labels) * mask
     true_positive = tf.reduce_sum(predicted * actual)
     return (tf.math.divide_no_nan(true_positive, tf.reduce_sum(predicted)),
             tf.math.divide_no_nan(true_positive, tf.reduce_sum(actual)))
@@ -109,11 +109,11 @@ def rtd_auc_histogram(logits, labels, input_mask, num_bins: int = 200) -> tf.Ten
     """Counts for a streaming ROC AUC: float32 [2, num_bins], row 0 original tokens, row 1
     replaced tokens, binned by sigmoid(logit) into equal-width bins of [0, 1]; padding ignored.
     Histograms add up over steps and replicas (sum them), then use `auc_from_histogram`."""
-    probs = tf.reshape(tf.sigmoid(_f32(logits)), [-1])
+    probs = tf.reshape(tf.sigmoid(as_float32(logits)), [-1])
     bins = tf.clip_by_value(tf.cast(tf.floor(probs * num_bins), tf.int32), 0, num_bins - 1)
-    mask = tf.reshape(_f32(input_mask), [-1])
-    positive = tf.reshape(_f32(labels), [-1]) * mask
-    negative = (1.0 - tf.reshape(_f32(labels), [-1])) * mask
+    mask = tf.reshape(as_float32(input_mask), [-1])
+    positive = tf.reshape(as_float32(labels), [-1]) * mask
+    negative = (1.0 - tf.reshape(as_float32(labels), [-1])) * mask
     return tf.stack([
         tf.math.unsorted_segment_sum(negative, bins, num_bins),
         tf.math.unsorted_segment_sum(positive, bins, num_bins),
@@ -123,7 +123,7 @@ def rtd_auc_histogram(logits, labels, input_mask, num_bins: int = 200) -> tf.Ten
 def auc_from_histogram(histogram) -> tf.Tensor:
     """ROC AUC from `rtd_auc_histogram` counts: P(score_pos > score_neg) + 0.5 P(same bin).
     Exact when positives and negatives never share a bin; 0.5 when a class is empty."""
-    histogram = _f32(histogram)
+    histogram = as_float32(histogram)
     negative, positive = histogram[0], histogram[1]
     positives_below = tf.cumsum(positive, exclusive=True)
     # For each negative in bin b: positives strictly above plus half the positives in bin b.

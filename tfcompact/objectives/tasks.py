@@ -18,7 +18,7 @@ from typing import Mapping
 
 import tensorflow as tf
 
-from tfcompact.objectives.pretraining import _denominator, _f32
+from tfcompact.objectives.pretraining import as_float32, replica_denominator
 from tfcompact.tasks import check_kind
 
 # The metrics each kind's loss function returns besides the loss (the loop adds "loss").
@@ -32,26 +32,26 @@ TASK_METRICS = {
 def weighted_mean(values, weights, *, cross_replica: bool = False) -> tf.Tensor:
     """sum(weights * values) / sum(weights), the denominator summed over replicas when
     `cross_replica`; 0 when every weight is 0."""
-    weights = _f32(weights)
-    total = tf.reduce_sum(weights * _f32(values))
-    return tf.math.divide_no_nan(total, _denominator(tf.reduce_sum(weights), cross_replica))
+    weights = as_float32(weights)
+    total = tf.reduce_sum(weights * as_float32(values))
+    return tf.math.divide_no_nan(total, replica_denominator(tf.reduce_sum(weights), cross_replica))
 
 
 def cross_entropy(logits, labels) -> tf.Tensor:
     """-log softmax(logits)[label] in float32; logits [..., C], labels [...]."""
     return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=_f32(logits))
+        labels=tf.cast(labels, tf.int32), logits=as_float32(logits))
 
 
 def correct(logits, labels) -> tf.Tensor:
     """1.0 where the argmax of `logits` is the label, else 0.0."""
     predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    return _f32(tf.equal(predictions, tf.cast(labels, tf.int32)))
+    return as_float32(tf.equal(predictions, tf.cast(labels, tf.int32)))
 
 
 def _example_weight(batch: Mapping, like) -> tf.Tensor:
     if "example_weight" in batch:
-        return tf.reshape(_f32(batch["example_weight"]), [-1])
+        return tf.reshape(as_float32(batch["example_weight"]), [-1])
     return tf.ones(tf.shape(like)[:1], tf.float32)
 
 
@@ -70,7 +70,7 @@ def tagging_loss(outputs: Mapping, batch: Mapping, *, cross_replica: bool = Fals
     """Cross-entropy of ``label_ids`` [B, S] under ``logits`` [B, S, C], averaged over the
     labelled pieces (``label_weights`` × ``example_weight``), and token accuracy."""
     logits, labels = outputs["logits"], batch["label_ids"]
-    weights = _f32(batch["label_weights"]) * _example_weight(batch, labels)[:, None]
+    weights = as_float32(batch["label_weights"]) * _example_weight(batch, labels)[:, None]
     loss = weighted_mean(cross_entropy(logits, labels), weights, cross_replica=cross_replica)
     return loss, {"token_accuracy": weighted_mean(correct(logits, labels), weights,
                                                   cross_replica=cross_replica)}
