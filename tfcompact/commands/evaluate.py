@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(scores, indent=1, ensure_ascii=False))
     else:
-        flat = {k: v for k, v in scores.items() if isinstance(v, float)}
-        print(f"{args.input}: " + " | ".join(f"{k} {v:.4f}" for k, v in flat.items()))
+        from tfcompact.metrics import format_scores
+
+        print(f"{args.input}: {format_scores(scores)} (percent)")
     return 0

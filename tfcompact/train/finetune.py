@@ -31,6 +31,7 @@ from tfcompact.errors import ConfigError, UserError
 from tfcompact.files import atomic_write_text, read_bytes
 from tfcompact.inputs.task_features import task_dataset
 from tfcompact.inputs.task_readers import collect_labels, describe_counts
+from tfcompact.metrics import format_scores
 from tfcompact.models import build_backbone, get_backbone
 from tfcompact.models.tasks import build_task_model
 from tfcompact.objectives.tasks import task_objective
@@ -291,7 +292,7 @@ def evaluate_dev(run: TaskRun, evals: Evals, scalars, step: int) -> bool:
     scalars.write("dev", step, scores)
     metric = evals.metric
     improved = previous is None or scores[metric] > previous[metric]
-    run.log(f"dev at step {step} | {summaries.format_metrics(scores)}"
+    run.log(f"dev at step {step} | {format_scores(scores)}"
             f"{' | new best ' + metric if improved else ''}")
     if improved:
         run.best.save(checkpoint_number=step)
@@ -419,7 +420,7 @@ def score_test(run: TaskRun) -> dict:
     if not split.labelled:
         return {}
     scores = score(spec, split, predictions)
-    run.log(f"test at the best checkpoint ({latest}) | {summaries.format_metrics(scores)}")
+    run.log(f"test at the best checkpoint ({latest}) | {format_scores(scores)}")
     return scores
 
 

@@ -21,7 +21,9 @@ TENSORBOARD_DIR = "tensorboard"
 # Metrics shown in the progress line, in this order (all are written to TensorBoard).
 SHOWN_METRICS = ("loss", "mlm_loss", "mlm_accuracy", "sop_accuracy", "nsp_accuracy", "rtd_loss",
                  "rtd_accuracy", "rtd_auc", "attention_loss", "hidden_loss",
-                 "feature_map_transfer_loss", "attention_transfer_loss")
+                 "feature_map_transfer_loss", "attention_transfer_loss",
+                 # fine-tuning (the task objectives' running metrics)
+                 "accuracy", "token_accuracy", "start_accuracy", "end_accuracy")
 
 
 def write_scalar(tag: str, value: float, step: int) -> None:

@@ -14,7 +14,6 @@ errors naming the file, line and dotted key. Sections:
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import os
 import pathlib
