@@ -8,6 +8,13 @@
 - `--format tflite`: `model.tflite` at a fixed `--seq_length`, `--quantize none|fp16|dynamic`,
   plus the `encoder/` SavedModel it was converted from (for `tfcompact check-tflite`).
 
+A fine-tuned directory (one with `task.json`, see `tfcompact.tasks`) exports its task model:
+`--format savedmodel` gives `task/` (raw strings in, labels / entity spans / answers out, no
+tfcompact needed to serve), `encoder/` (the fine-tuned backbone), `preprocessing/`, vocab.txt
+and task.json; `--format tflite` gives `model.tflite` (int32 features at a fixed --seq_length,
+default task.json's max_seq_length, checked to predict what `task/` predicts) and `task/`.
+See `tfcompact/interop/task_export.py` for the signatures.
+
 The output may not be, contain or lie inside the model directory; it appears all at once, holds
 a `.tfcompact-output.json` marker, and `--overwrite` replaces only an earlier export of the same
 format (see `tfcompact/interop/output_dir.py`). A flag that does not apply to the format is an
@@ -38,19 +45,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tflite: number of masked_lm_positions for the mlm output "
                              "(default 20, or --seq_length when smaller)")
     parser.add_argument("--quantize", default="none", help="tflite: none, fp16 or dynamic")
-    parser.add_argument("--do_lower_case", default="true", choices=("true", "false"),
-                        help="savedmodel preprocessing: lower-case and strip accents (Chinese BERT vocab: true)")
+    parser.add_argument("--do_lower_case", default=None, choices=("true", "false"),
+                        help="savedmodel preprocessing: lower-case and strip accents (Chinese BERT "
+                             "vocab: true, the default; a fine-tuned directory: task.json's)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier export of the same format at --output (nothing else)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from tfcompact.tasks import is_task_dir
+
+    if is_task_dir(args.model_dir):
+        from tfcompact.interop.task_export import export_task_dir
+
+        summary = export_task_dir(
+            args.model_dir, args.format, args.output, checkpoint=args.checkpoint,
+            seq_length=args.seq_length, quantize=args.quantize,
+            do_lower_case=None if args.do_lower_case is None else args.do_lower_case == "true",
+            overwrite=args.overwrite, **{"--with_optimizer_slots": args.with_optimizer_slots,
+                                         "--component": args.component,
+                                         "--num_predictions": args.num_predictions})
+        print(summary)
+        return 0
     from tfcompact.interop import convert
 
     summary = convert.export_model_dir(
         args.model_dir, args.format, args.output, checkpoint=args.checkpoint,
         with_optimizer_slots=args.with_optimizer_slots, component=args.component,
         seq_length=args.seq_length, num_predictions=args.num_predictions, quantize=args.quantize,
-        do_lower_case=args.do_lower_case == "true", overwrite=args.overwrite)
+        do_lower_case=args.do_lower_case != "false", overwrite=args.overwrite)
     print(summary)
     return 0

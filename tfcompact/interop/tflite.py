@@ -22,11 +22,14 @@ from tfcompact.errors import UserError
 from tfcompact.interop.savedmodel import FEATURE_KEYS
 
 QUANTIZE_MODES = ("none", "fp16", "dynamic")
+# The outputs of a task model whose argmax is its prediction (see tfcompact.models.tasks).
+TASK_LOGITS = ("logits", "start_logits", "end_logits")
 
 
 def _load_savedmodel(path: str):
     """The encoder SavedModel at `path` (as `tfcompact export` writes it), or one line saying
     why not: a directory holding one (`encoder/`), a damaged file, another kind of SavedModel."""
+    import tensorflow_text  # noqa: F401 - registers the text ops a task SavedModel holds
     from google.protobuf.message import DecodeError
 
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
@@ -103,6 +106,14 @@ def convert_savedmodel_to_tflite(savedmodel_dir: str, output_path: str, *, seq_l
         raise UserError(f"--seq_length {seq_length}: expected 2..{max_len} "
                         "(the model's max_position_embeddings)")
     fixed = _FixedShapeEncoder(encoder, batch_size, seq_length, num_predictions)
+    return convert_module(fixed, output_path, quantize=quantize, source=savedmodel_dir)
+
+
+def convert_module(fixed: tf.Module, output_path: str, *, quantize: str, source: str) -> str:
+    """Convert `fixed.serve` (a tf.function with a fixed-shape input signature) to a `.tflite`
+    file at `output_path`; `source` names the model in error messages."""
+    if quantize not in QUANTIZE_MODES:
+        raise UserError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZE_MODES)}")
     with tempfile.TemporaryDirectory() as tmp:
         tf.saved_model.save(fixed, tmp, signatures={"serving_default": fixed.serve})
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serving_default"])
@@ -114,7 +125,7 @@ def convert_savedmodel_to_tflite(savedmodel_dir: str, output_path: str, *, seq_l
         try:
             data = converter.convert()
         except Exception as e:  # the converter raises ConverterError and plain exceptions alike
-            raise UserError(f"TFLite conversion of {savedmodel_dir} failed: "
+            raise UserError(f"TFLite conversion of {source} failed: "
                             f"{str(e).strip().splitlines()[0]}") from e
     with open(output_path, "wb") as f:
         f.write(data)
@@ -166,6 +177,7 @@ class TfliteCheck:
     max_abs_diff: dict[str, float] = field(default_factory=dict)
     mean_cosine: dict[str, float] = field(default_factory=dict)
     argmax_agreement: float | None = None
+    agreement_of: str = "mlm argmax"  # task SavedModels: "predicted label"
     tflite_ms: float | None = None
     savedmodel_ms: float | None = None
 
@@ -173,7 +185,7 @@ class TfliteCheck:
         out = [f"max |tflite - savedmodel| {k}: {v:.3g}" for k, v in self.max_abs_diff.items()]
         out += [f"mean cosine {k}: {v:.6f}" for k, v in self.mean_cosine.items()]
         if self.argmax_agreement is not None:
-            out.append(f"mlm argmax agreement: {self.argmax_agreement:.4f}")
+            out.append(f"{self.agreement_of} agreement: {self.argmax_agreement:.4f}")
         if self.tflite_ms is not None:
             out.append(f"median latency tflite {self.tflite_ms:.2f} ms, savedmodel {self.savedmodel_ms:.2f} ms"
                        f" (ratio {self.tflite_ms / self.savedmodel_ms:.2f})")
@@ -198,10 +210,12 @@ def _check_same_outputs(tflite_path: str, savedmodel_dir: str, lite: dict, ref: 
 
 
 def check_tflite(tflite_path: str, savedmodel_dir: str, *, num_batches: int = 4, seed: int = 0,
-                 num_threads: int | None = None, benchmark_runs: int = 0) -> TfliteCheck:
-    """Run the TFLite model and the SavedModel on the same inputs and compare the outputs."""
+                 num_threads: int | None = None, benchmark_runs: int = 0,
+                 loaded=None) -> TfliteCheck:
+    """Run the TFLite model and the SavedModel on the same inputs and compare the outputs
+    (`loaded`: the SavedModel at `savedmodel_dir` when the caller has it loaded already)."""
     interpreter, runner = load_tflite_runner(tflite_path, num_threads)
-    encoder = _load_savedmodel(savedmodel_dir)
+    encoder = loaded if loaded is not None else _load_savedmodel(savedmodel_dir)
     details = runner.get_input_details()
     missing = [k for k in FEATURE_KEYS if k not in details]
     if missing:
@@ -211,10 +225,19 @@ def check_tflite(tflite_path: str, savedmodel_dir: str, *, num_batches: int = 4,
     cos: dict[str, list[float]] = {}
     agree: list[np.ndarray] = []
 
+    # a task SavedModel (interop.task_export) is compared on its task_logits: the predicted
+    # labels (argmax of each logits output) must agree
+    is_task = hasattr(encoder, "task_logits")
+    if is_task:
+        result.agreement_of = "predicted label"
+
     def run_sm(feed):
         tensors = {k: tf.constant(v) for k, v in feed.items()}
-        out = encoder.mlm(tensors) if "masked_lm_positions" in feed else encoder(
-            {k: tensors[k] for k in FEATURE_KEYS})
+        if is_task:
+            out = encoder.task_logits({k: tensors[k] for k in FEATURE_KEYS})
+        else:
+            out = encoder.mlm(tensors) if "masked_lm_positions" in feed else encoder(
+                {k: tensors[k] for k in FEATURE_KEYS})
         return {k: v.numpy() for k, v in out.items() if k != "encoder_outputs"}
 
     for b in range(num_batches):
@@ -224,10 +247,12 @@ def check_tflite(tflite_path: str, savedmodel_dir: str, *, num_batches: int = 4,
         _check_same_outputs(tflite_path, savedmodel_dir, lite, ref)
         for k, v in lite.items():
             diff = float(np.max(np.abs(v - ref[k])))
+            diff = diff if np.isfinite(diff) else np.inf  # NaN would vanish in max() below
             result.max_abs_diff[k] = max(result.max_abs_diff.get(k, 0.0), diff)
             cos.setdefault(k, []).append(_cosine(v, ref[k]))
-        if "mlm_logits" in lite:
-            agree.append(np.argmax(lite["mlm_logits"], -1) == np.argmax(ref["mlm_logits"], -1))
+        for k in ("mlm_logits",) + (TASK_LOGITS if is_task else ()):
+            if k in lite:
+                agree.append(np.argmax(lite[k], -1) == np.argmax(ref[k], -1))
     result.mean_cosine = {k: float(np.mean(v)) for k, v in cos.items()}
     if agree:
         result.argmax_agreement = float(np.mean(np.concatenate([a.ravel() for a in agree])))
