@@ -160,7 +160,7 @@ def hf_task_class(arch: str) -> str:
     return ARCHITECTURES[arch].hf_pretraining.replace("ForPreTraining", "ForSequenceClassification")
 
 
-def hf_runner(preset: str, batch: dict, num_labels: int, warmup: int):
+def hf_runner(preset: str, batch: dict, num_labels: int, warmup: int, threads: int = 0):
     """The same task model in HuggingFace transformers with torch.optim.AdamW, warmed up:
     (run(n) -> loss after n more steps, {"params"})."""
     import torch
@@ -168,7 +168,7 @@ def hf_runner(preset: str, batch: dict, num_labels: int, warmup: int):
 
     arch, config = resolve(preset)
     torch.manual_seed(0)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
     hf_config = _hf_config(arch, config)
     hf_config.num_labels = num_labels
     if config.hidden_act == "gelu":  # what the original code calls gelu, in HF's names
@@ -226,7 +226,8 @@ def run_row(label: str, preset: str, size: str, args, use_hf: bool) -> dict:
     runners["ours"], infos["ours"] = ours_runner(preset, batch, args.num_labels,
                                                  args.warmup_steps, args.jit)
     if use_hf:
-        runners["hf"], infos["hf"] = hf_runner(preset, batch, args.num_labels, args.warmup_steps)
+        runners["hf"], infos["hf"] = hf_runner(preset, batch, args.num_labels, args.warmup_steps,
+                                               args.threads)
     figures = measure(runners, steps, args.rounds)
     ours = {**infos["ours"], **figures["ours"]}
     row = {"model": label, "preset": preset, "steps": steps, "rounds": args.rounds,
@@ -262,6 +263,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup_steps", type=int, default=1,
                         help="untimed steps first (our first one includes tracing/compiling)")
     parser.add_argument("--jit", action="store_true", help="XLA-compile our step function")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="intra-op threads of both frameworks (default: every CPU)")
     parser.add_argument("--no_hf", action="store_true", help="skip the HuggingFace rows")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
@@ -275,10 +278,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     rows = select_rows(args.presets)
+    if args.threads:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        except RuntimeError:  # TensorFlow already initialised (main called in a process)
+            print(f"--threads {args.threads}: TensorFlow was already initialised; kept its pool")
     use_hf = not args.no_hf and hf_available()
     print(f"sentence-pair classification, {args.num_labels} labels, batch {args.batch_size}, "
           f"length {args.seq_length}, jit={args.jit}, {args.warmup_steps} warm-up step(s) "
-          f"untimed, then the fastest of {args.rounds} alternating rounds, {os.cpu_count()} CPU(s)")
+          f"untimed, then the fastest of {args.rounds} alternating rounds, {os.cpu_count()} CPU(s), "
+          f"{args.threads or 'all'} thread(s)")
     if not args.no_hf and not use_hf:
         print("HF rows skipped: torch/transformers not importable (pip install -e .[interop])")
     header = (f"{'model':<19}{'framework':<11}{'params':>9}{'step s':>9}{'ex/s':>9}"
