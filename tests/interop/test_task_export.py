@@ -101,13 +101,14 @@ import json, sys
 import tensorflow as tf
 import tensorflow_text  # registers the tokenizer ops
 texts, questions, pairs = (json.loads(a) for a in sys.argv[4:7])
-def run(path, **inputs):
-    sig = tf.saved_model.load(path).signatures["serving_default"]
+def run(path, signature="serving_default", **inputs):
+    sig = tf.saved_model.load(path).signatures[signature]
     out = sig(**{k: tf.constant(v) for k, v in inputs.items()})
     return {k: [x.decode() if isinstance(x, bytes) else x for x in v.numpy().ravel().tolist()]
             + [list(v.shape)] for k, v in out.items()}
 print(json.dumps({
     "classification": run(sys.argv[1], text=texts, text_b=pairs),
+    "single": run(sys.argv[1], "serving_single", text=texts),
     "tagging": run(sys.argv[2], text=texts),
     "span": run(sys.argv[3], question=questions, context=texts),
     "tfcompact": [m for m in sys.modules if m.startswith("tfcompact")]}))
@@ -165,15 +166,18 @@ def test_served_without_tfcompact(exported):
     assert os.path.isfile(outputs["tagging"] / "assets" / "task.json")
 
 
-def test_classification_matches_python(exported):
+@pytest.mark.parametrize("signature", ["classification", "single"])
+def test_classification_matches_python(exported, signature):
     _, dirs, _, served = exported
     d, model, spec = dirs["classification"]
     tokenizer = FullTokenizer(os.path.join(d, "vocab.txt"))
-    examples = [TextExample(str(i), a, b, None) for i, (a, b) in enumerate(zip(TEXTS, PAIRS))]
+    pairs = PAIRS if signature == "classification" else [None] * len(TEXTS)
+    examples = [TextExample(str(i), a, b, None) for i, (a, b) in enumerate(zip(TEXTS, pairs))]
     encoded = encode_examples("classification", examples, tokenizer, spec, False)
+    assert encoded.features["input_mask"].sum(1).max() == spec.max_seq_length  # some were cut
     logits = keras_outputs(model, encoded.features)["logits"]
     probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    got = served["classification"]
+    got = served[signature]
     np.testing.assert_allclose(rows(got["probabilities"]), probabilities, atol=1e-5)
     assert rows(got["label_ids"]) == probabilities.argmax(-1).tolist()
     assert rows(got["labels"]) == [spec.labels[i] for i in probabilities.argmax(-1)]

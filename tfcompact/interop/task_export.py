@@ -5,8 +5,11 @@ needs only TensorFlow and tensorflow-text to run (``import tensorflow_text`` bef
 ``tf.saved_model.load``; no tfcompact code): the project's tokenizer built from tensorflow-text
 ops, BERT packing (`interop.preprocessing.BertPreprocessor`), the task model, and decoding:
 
-- classification, input ``text`` (and ``text_b`` when task.json's ``text_fields`` names two):
-  ``probabilities`` [B, C] float32, ``label_ids`` [B] int32, ``labels`` [B] string.
+- classification, input ``text`` (and ``text_b`` for a pair task: task.json's ``text_fields``
+  names two, or its format is ``xnli``): ``probabilities`` [B, C] float32, ``label_ids`` [B]
+  int32, ``labels`` [B] string. ``serving_single`` (text) and ``serving_pair`` (text, text_b)
+  are there too, whichever ``serving_default`` is (a pair task read from a format that finds
+  its columns itself, e.g. LCQMC's TSV header, has empty text_fields: use ``serving_pair``).
 - tagging, input ``text``: a word is each character of the text that tokenizes to at least
   one WordPiece (Chinese NER data has one character a line; spaces and dropped control
   characters are no words); its tag is read at its first piece. Per character of the
@@ -428,36 +431,41 @@ class TaskServingModule(tf.Module):
                 "score": tf.where(found, tf.cast(best, tf.float32), -np.inf)}
 
     def serving_signatures(self) -> dict:
-        """``serving_default`` for the task's kind and ``task_logits`` (concrete functions)."""
-        def strings(name):
-            return tf.TensorSpec([None], tf.string, name=name)
+        """``serving_default`` for the task's kind (classification: also ``serving_single``
+        and ``serving_pair``) and ``task_logits``, as concrete functions."""
+        def strings(*names):
+            return [tf.TensorSpec([None], tf.string, name=n) for n in names]
 
         kind = self._spec.kind
-        if kind == "classification" and is_pair_task(self._spec):
-            def serve(text, text_b):
-                return self.classify(text, text_b)
-            names = ("text", "text_b")
-        elif kind == "classification":
-            def serve(text):
-                return self.classify(text)
-            names = ("text",)
+        extra = {}
+        if kind == "classification":
+            self.serve_single = tf.function(lambda text: self.classify(text), autograph=False,
+                                            input_signature=strings("text"))
+            self.serve_pair = tf.function(lambda text, text_b: self.classify(text, text_b),
+                                          autograph=False,
+                                          input_signature=strings("text", "text_b"))
+            extra = {"serving_single": self.serve_single.get_concrete_function(),
+                     "serving_pair": self.serve_pair.get_concrete_function()}
+            default = extra["serving_pair" if is_pair_task(self._spec) else "serving_single"]
         elif kind == "tagging":
-            def serve(text):
-                return self.tag(text)
-            names = ("text",)
+            self.serve = tf.function(lambda text: self.tag(text), autograph=False,
+                                     input_signature=strings("text"))
+            default = self.serve.get_concrete_function()
         else:
-            def serve(question, context):
-                return self.answer(question, context)
-            names = ("question", "context")
-        self.serve = tf.function(serve, autograph=False,
-                                 input_signature=[strings(n) for n in names])
-        return {"serving_default": self.serve.get_concrete_function(),
+            self.serve = tf.function(lambda question, context: self.answer(question, context),
+                                     autograph=False,
+                                     input_signature=strings("question", "context"))
+            default = self.serve.get_concrete_function()
+        return {"serving_default": default, **extra,
                 "task_logits": self.task_logits.get_concrete_function()}
 
 
 def is_pair_task(spec: TaskSpec) -> bool:
-    """A classification task over two texts (task.json text_fields names two)."""
-    return spec.kind == "classification" and len(spec.text_fields) >= 2
+    """A classification task over two texts: task.json's text_fields names two, or its format
+    is XNLI's (a format that finds its columns by itself leaves text_fields empty: such a pair
+    task's SavedModel still has the ``serving_pair`` signature)."""
+    return spec.kind == "classification" and (len(spec.text_fields) >= 2
+                                              or spec.task_format == "xnli")
 
 
 def check_serving_length(spec: TaskSpec, seq_length: int, max_positions: int) -> None:
