@@ -115,3 +115,14 @@ def test_sequence_sizes_come_from_the_data_when_the_experiment_leaves_them_out(d
     # make_masked_data writes length 32 and 5 predictions per sequence
     assert (plan.exp.data.max_seq_length, plan.exp.data.max_predictions_per_seq) == (32, 5)
     assert plan.manifests["data.train"]["max_seq_length"] == 32
+
+
+def test_a_relative_model_dir_that_does_not_exist_yet_is_writable(tmp_path, monkeypatch):
+    """`train.model_dir: finetune_output/sentiment` in a fresh working directory: the probe
+    climbs to the working directory instead of writing into the missing folder."""
+    from tfcompact.train.preflight import check_model_dir_writable
+
+    monkeypatch.chdir(tmp_path)
+    check_model_dir_writable("out")
+    check_model_dir_writable("finetune_output/sentiment")
+    assert list(tmp_path.iterdir()) == []  # nothing created

@@ -168,3 +168,20 @@ def test_warm_start_from_a_training_run(tmp_path):
     warm_start(fresh, run_dir)
     for a, b in zip(model.weights, fresh.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_checkpoints_under_a_relative_directory_are_found_once(tmp_path, monkeypatch):
+    """The state file's paths are already joined with a relative directory: each checkpoint is
+    named once, by its place in the directory (not <dir>/<dir>/ckpt-N)."""
+    import tensorflow as tf
+
+    from tfcompact.train.checkpointing import _found_prefixes
+
+    monkeypatch.chdir(tmp_path)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)),
+                                         "out/checkpoints", 3)
+    manager.save(checkpoint_number=2)
+    manager.save(checkpoint_number=4)
+    assert _found_prefixes("out/checkpoints") == ["out/checkpoints/ckpt-4", "out/checkpoints/ckpt-2"]
+    assert _found_prefixes(str(tmp_path / "out" / "checkpoints"))[0] == \
+        str(tmp_path / "out" / "checkpoints" / "ckpt-4")

@@ -52,8 +52,10 @@ def _found_prefixes(directory: str) -> list[str]:
         m = _CKPT.match(name)
         if m:
             prefixes.add(os.path.join(directory, f"ckpt-{m.group(1)}"))
-    prefixes = {p if os.path.isabs(p) or "://" in p else os.path.join(directory, p)
-                for p in prefixes}
+    # Every checkpoint of a run lives in `directory`: name each by its file name there (the
+    # state file may hold paths relative to the working directory, or stale absolute ones
+    # from before the model directory was moved).
+    prefixes = {os.path.join(directory, os.path.basename(p.rstrip("/"))) for p in prefixes}
 
     def number(p: str) -> int:
         m = re.search(r"ckpt-(\d+)$", p)

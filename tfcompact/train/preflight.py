@@ -195,8 +195,9 @@ def check_model_dir_writable(model_dir: str) -> None:
     nothing (the probe goes into the nearest existing ancestor and is removed)."""
     target = model_dir.rstrip("/") or "/"
     try:
-        while not tf.io.gfile.exists(target) and os.path.dirname(target) not in ("", target):
-            target = os.path.dirname(target)
+        while not tf.io.gfile.exists(target) and os.path.dirname(target) != target:
+            # a relative path climbs to the working directory ("out" -> ".")
+            target = os.path.dirname(target) or "."
         if tf.io.gfile.exists(target) and not tf.io.gfile.isdir(target):
             raise UserError(f"train.model_dir {model_dir}: cannot write there ({target} is a "
                             f"file)")
