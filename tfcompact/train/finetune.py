@@ -37,7 +37,8 @@ from tfcompact.models.tasks import build_task_model
 from tfcompact.objectives.tasks import task_objective
 from tfcompact.optim import create_optimizer
 from tfcompact.optim.schedules import layerwise_lr_decay_multipliers
-from tfcompact.tasks import BEST_DIR, TaskOptions, TaskSpec, write_task_spec
+from tfcompact.tasks import (BEST_DIR, TASK_FILE, TaskOptions, TaskSpec, is_task_dir,
+                             read_task_spec, write_task_spec)
 from tfcompact.text.tokenizer import FullTokenizer
 from tfcompact.train import summaries
 from tfcompact.train.checkpointing import NonFiniteWeightsError, RunCheckpoints
@@ -46,7 +47,8 @@ from tfcompact.train.preflight import check_model_dir_writable, check_resume_con
 from tfcompact.train.pretrain import RunOptions, precision_and_workdir
 from tfcompact.train.strategy import StrategyInfo, is_chief, resolve_strategy
 from tfcompact.train.task_experiment import FinetuneExperiment, dump_finetune_experiment
-from tfcompact.train.task_predict import Split, evaluate_split, read_split, write_predictions
+from tfcompact.train.task_predict import (Split, evaluate_split, read_examples_of, read_split,
+                                          write_predictions)
 
 EXPERIMENT_FILE = "experiment.yaml"
 EVALS_FILE = "evals.json"
@@ -70,6 +72,10 @@ def resolve_backbone(exp: FinetuneExperiment) -> Backbone:
     """The backbone of `exp.model`, checked before anything is built."""
     m = exp.model
     if m.init:
+        if is_task_dir(m.init):
+            raise ConfigError(f"{exp.source}: model.init {m.init} is a fine-tuned model directory "
+                              f"({TASK_FILE}); expected a pretraining run or `tfcompact "
+                              f"import-tf1` output")
         info = modeldir.read_model_dir(m.init)
         if info.latest_checkpoint is None:
             raise ConfigError(f"{exp.source}: model.init {m.init}: the model directory has no "
@@ -117,16 +123,10 @@ def task_spec(exp: FinetuneExperiment, labels: list) -> TaskSpec:
 def load_task_data(exp: FinetuneExperiment, tokenizer: FullTokenizer, log) -> TaskData:
     """Read and encode the splits; labels from the training split (or `task.labels`)."""
     t = exp.task
-    provisional = task_spec(exp, t.labels or ["?"])
-    from tfcompact.inputs.task_readers import read_examples
-
-    examples = list(read_examples(t.kind, t.train, t.task_format, t.text_fields or None,
-                                  t.label_field, True))
-    if not examples:
-        raise UserError(f"{t.train}: no examples")
-    labels = list(t.labels) or ([] if t.kind == "span" else collect_labels(examples, t.kind))
-    spec = dataclasses.replace(provisional, labels=labels)
-    train = read_split(spec, t.train, tokenizer, is_training=True, check=bool(t.labels))
+    read = read_examples_of(task_spec(exp, t.labels or ["?"]), t.train)
+    labels = list(t.labels) or ([] if t.kind == "span" else collect_labels(read[0], t.kind))
+    spec = task_spec(exp, labels)
+    train = read_split(spec, t.train, tokenizer, is_training=True, read=read)
     dev = read_split(spec, t.dev, tokenizer) if t.dev else None
     test = read_split(spec, t.test, tokenizer) if t.test else None
     for name, split in (("train", train), ("dev", dev), ("test", test)):
@@ -138,6 +138,28 @@ def load_task_data(exp: FinetuneExperiment, tokenizer: FullTokenizer, log) -> Ta
     if t.kind != "span":
         log(f"labels ({len(labels)}): {', '.join(labels[:20])}{' ...' if len(labels) > 20 else ''}")
     return TaskData(spec, train, dev, test)
+
+
+def check_task_resume(model_dir: str, spec: TaskSpec) -> None:
+    """A model directory whose checkpoints were written for another task (kind, labels,
+    sequence length) is refused before anything is built or rewritten."""
+    if not tf.io.gfile.isdir(os.path.join(model_dir, modeldir.CHECKPOINT_DIR)) or \
+            not is_task_dir(model_dir):
+        return
+    old = read_task_spec(model_dir)
+    path = os.path.join(model_dir, TASK_FILE)
+    for field in ("kind", "labels", "max_seq_length"):
+        if getattr(old, field) != getattr(spec, field):
+            raise ConfigError(f"{path}: this run's task differs from the one that wrote the "
+                              f"checkpoints ({field} {getattr(old, field)!r} -> "
+                              f"{getattr(spec, field)!r}); use a new train.model_dir")
+
+
+def check_sequence_fits(exp: FinetuneExperiment, backbone: Backbone) -> None:
+    positions = backbone.config.max_position_embeddings
+    if exp.task.max_seq_length > positions:
+        raise ConfigError(f"{exp.source}: 'task.max_seq_length' {exp.task.max_seq_length} exceeds "
+                          f"the model's max_position_embeddings {positions}")
 
 
 # ------------------------------------------------------------------------------ schedule
@@ -464,10 +486,13 @@ def run_finetuning(exp: FinetuneExperiment, options: RunOptions | None = None) -
         if size % info.num_replicas:
             raise ConfigError(f"{exp.source}: {name} {size} does not split evenly over "
                               f"{info.num_replicas} replicas")
+    check_sequence_fits(exp, backbone)
     check_resume_config(exp.train.model_dir, backbone.arch, backbone.config, None)
     check_model_dir_writable(exp.train.model_dir)
     tokenizer = FullTokenizer(backbone.vocab, do_lower_case=exp.task.do_lower_case)
     data = load_task_data(exp, tokenizer, options.log)
+    check_task_resume(exp.train.model_dir, data.spec)
+    make_schedule(exp, len(data.train.encoded.features["input_ids"]))  # batch vs data, early
     with precision_and_workdir(exp.train.precision, is_chief()) as write_dir:
         keras.utils.set_random_seed(exp.train.seed)
         run = build_task_run(exp, info, backbone, data, options.log, write_dir)

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompact import metrics
+from tfcompact.errors import DataError
 from tfcompact.files import atomic_write_text
 from tfcompact.inputs.task_features import (EncodedTask, decode_spans, decode_tags,
                                             encode_examples, task_dataset)
@@ -43,12 +44,25 @@ class Split:
             not in (None, ())
 
 
-def read_split(spec: TaskSpec, path: str, tokenizer, *, labelled: bool = True,
-               is_training: bool = False, check: bool = True) -> Split:
-    """Read and encode one split; labels outside `spec.labels` are an error when `check`."""
+def read_examples_of(spec: TaskSpec, path: str, labelled: bool = True
+                     ) -> tuple[list, collections.Counter]:
+    """Every example of a task file (a file with none is an error naming it) and the counts of
+    what the reader skipped or repaired."""
     counts: collections.Counter = collections.Counter()
     examples = list(read_examples(spec.kind, path, spec.task_format, spec.text_fields or None,
                                   spec.label_field, labelled, counts))
+    if not examples:
+        raise DataError(f"{path}: no examples (expected at least one "
+                        f"{'question' if spec.kind == 'span' else 'row'})")
+    return examples, counts
+
+
+def read_split(spec: TaskSpec, path: str, tokenizer, *, labelled: bool = True,
+               is_training: bool = False, check: bool = True,
+               read: tuple[list, collections.Counter] | None = None) -> Split:
+    """Read (or take the already `read` examples) and encode one split; labels outside
+    `spec.labels` (and, for tagging, tag sequences the scheme forbids) are errors when `check`."""
+    examples, counts = read if read is not None else read_examples_of(spec, path, labelled)
     if check and labelled and spec.kind != "span":
         check_labels(examples, spec.labels, path)
     return Split(path, examples, encode_examples(spec.kind, examples, tokenizer, spec, is_training),
@@ -168,6 +182,20 @@ def write_predictions(path: str, spec: TaskSpec, split: Split, predictions: Any)
 
 
 # ------------------------------------------------------------------------------ commands
+
+def check_arguments(args) -> str | None:
+    """`--batch_size` and `--output` of evaluate/predict, checked before any model is loaded;
+    the output path to write (None when not asked for)."""
+    from tfcompact.errors import UserError
+    from tfcompact.files import check_output_file, is_remote
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch_size {args.batch_size}: expected at least 1")
+    if not args.output or is_remote(args.output):
+        return args.output
+    return check_output_file(args.output, "--output", inputs=[args.input],
+                             overwrite=args.overwrite)
+
 
 def load_for_prediction(model_dir: str, checkpoint: str | None = None):
     """(task model, TaskSpec, tokenizer) of a fine-tuned model directory."""
