@@ -135,6 +135,9 @@ class TaskSpec(TaskOptions):
     kind: str = "classification"
     labels: list = dataclasses.field(default_factory=list)  # class names / tags in id order
     name: str = ""
+    # classification: whether the examples are text pairs (known from the training data even
+    # when the reader found its columns by itself and text_fields is empty)
+    text_pair: bool = False
 
     def __post_init__(self):
         check_kind(self.kind, "task.kind")

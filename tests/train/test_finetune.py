@@ -227,3 +227,19 @@ def test_two_cpu_replicas_train_and_score_every_dev_example_in_order(workspace, 
     model, spec, tokenizer = load_for_prediction(str(tmp_path / "m"))
     scores = evaluate_file(model, spec, tokenizer, workspace["dev"], batch_size=8)
     assert scores["accuracy"] == pytest.approx(summary["best"]["accuracy"])
+
+
+def test_task_json_says_when_the_examples_are_pairs(workspace, tmp_path):
+    """A pair file whose columns the reader finds itself (text_fields empty) is recorded as a
+    pair task, so exports serve two texts."""
+    from tfcompact.text.tokenizer import FullTokenizer
+    from tfcompact.train.finetune import load_task_data
+
+    pair = tmp_path / "pair.tsv"
+    pair.write_text("text_a\ttext_b\tlabel\n好的\t好\t1\n差的\t好\t0\n", encoding="utf-8")
+    raw = _classification(workspace, tmp_path / "m")
+    raw["task"].update(train=str(pair), dev=None, test=None, text_fields=[], label_field=None)
+    tok = FullTokenizer(workspace["vocab"])
+    assert load_task_data(finetune_experiment_from_dict(raw), tok, _quiet).spec.text_pair
+    raw["task"].update(train=workspace["train"])
+    assert not load_task_data(finetune_experiment_from_dict(raw), tok, _quiet).spec.text_pair

@@ -461,10 +461,9 @@ class TaskServingModule(tf.Module):
 
 
 def is_pair_task(spec: TaskSpec) -> bool:
-    """A classification task over two texts: task.json's text_fields names two, or its format
-    is XNLI's (a format that finds its columns by itself leaves text_fields empty: such a pair
-    task's SavedModel still has the ``serving_pair`` signature)."""
-    return spec.kind == "classification" and (len(spec.text_fields) >= 2
+    """A classification task over two texts: task.json says so (`text_pair`, from the training
+    data), names two text_fields, or its format is XNLI's."""
+    return spec.kind == "classification" and (spec.text_pair or len(spec.text_fields) >= 2
                                               or spec.task_format == "xnli")
 
 

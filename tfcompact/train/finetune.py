@@ -125,7 +125,8 @@ def load_task_data(exp: FinetuneExperiment, tokenizer: FullTokenizer, log) -> Ta
     t = exp.task
     read = read_examples_of(task_spec(exp, t.labels or ["?"]), t.train)
     labels = list(t.labels) or ([] if t.kind == "span" else collect_labels(read[0], t.kind))
-    spec = task_spec(exp, labels)
+    spec = dataclasses.replace(task_spec(exp, labels), text_pair=t.kind == "classification" and any(
+        e.text_b is not None for e in read[0]))
     train = read_split(spec, t.train, tokenizer, is_training=True, read=read)
     dev = read_split(spec, t.dev, tokenizer) if t.dev else None
     test = read_split(spec, t.test, tokenizer) if t.test else None
