@@ -41,7 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from bench_train_step import _hf_config, _hf_version  # noqa: E402
+from bench_train_step import hf_config as make_hf_config, hf_version  # noqa: E402
 from tfcompact.architectures import ARCHITECTURES  # noqa: E402
 
 # (row label, preset, size class). "tiny": ALBERT tiny (4 layers, 312 wide) and a 4-layer BERT
@@ -169,10 +169,8 @@ def hf_runner(preset: str, batch: dict, num_labels: int, warmup: int, threads: i
     arch, config = resolve(preset)
     torch.manual_seed(0)
     torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
-    hf_config = _hf_config(arch, config)
+    hf_config = make_hf_config(arch, config)
     hf_config.num_labels = num_labels
-    if config.hidden_act == "gelu":  # what the original code calls gelu, in HF's names
-        hf_config.hidden_act = ARCHITECTURES[arch].hf_gelu
     model = getattr(transformers, hf_task_class(arch))(hf_config)
     model.train()
     inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["input_mask"],
@@ -301,7 +299,7 @@ def main(argv=None) -> int:
         met = sum(bool(r["target_met"]) for r in results)
         print(f"target ours/HF step time <= {TARGET_RATIO} (>= {1 / TARGET_RATIO:.0f}x examples/s)"
               f": met on {met} of {len(results)} rows")
-        print(f"HF: *ForSequenceClassification, torch.optim.AdamW, clip 1.0; {_hf_version()}")
+        print(f"HF: *ForSequenceClassification, torch.optim.AdamW, clip 1.0; {hf_version()}")
     if args.json:
         from tfcompact.files import atomic_write_text
 

@@ -110,8 +110,12 @@ def bench_ours(preset: str, batch: dict, steps: int, jit: bool) -> dict:
             "params": int(sum(np.prod(v.shape) for v in model.trainable_variables))}
 
 
-def _hf_config(arch: str, config):
+def hf_config(arch: str, config):
+    """The HuggingFace config of the same network (the original code's "gelu" in HF's name:
+    `ARCHITECTURES[arch].hf_gelu`, the tanh form except for ELECTRA)."""
     import transformers as T
+
+    gelu = ARCHITECTURES[arch].hf_gelu if config.hidden_act == "gelu" else config.hidden_act
 
     common = dict(vocab_size=config.vocab_size, hidden_size=config.hidden_size,
                   num_hidden_layers=config.num_hidden_layers,
@@ -122,13 +126,13 @@ def _hf_config(arch: str, config):
                   max_position_embeddings=config.max_position_embeddings,
                   type_vocab_size=config.type_vocab_size)
     if arch == "albert":
-        return T.AlbertConfig(embedding_size=config.embedding_size, hidden_act="gelu_new",
+        return T.AlbertConfig(embedding_size=config.embedding_size, hidden_act=gelu,
                               num_hidden_groups=config.num_hidden_groups,
                               inner_group_num=config.inner_group_num, **common)
     if arch in ("bert", "tinybert"):
-        return T.BertConfig(hidden_act="gelu", **common)
+        return T.BertConfig(hidden_act=gelu, **common)
     if arch == "electra":
-        return T.ElectraConfig(embedding_size=config.embedding_size, hidden_act="gelu", **common)
+        return T.ElectraConfig(embedding_size=config.embedding_size, hidden_act=gelu, **common)
     return T.MobileBertConfig(embedding_size=config.embedding_size,
                               true_hidden_size=config.intra_bottleneck_size,
                               intra_bottleneck_size=config.intra_bottleneck_size,
@@ -152,7 +156,7 @@ def bench_hf(preset: str, batch: dict, steps: int) -> dict | None:
     p = get_preset(preset)
     torch.manual_seed(0)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    hf_config = _hf_config(p.arch, p.config)
+    config = hf_config(p.arch, p.config)
     ids = torch.tensor(batch["input_ids"], dtype=torch.long)
     mask = torch.tensor(batch["input_mask"], dtype=torch.long)
     segments = torch.tensor(batch["segment_ids"], dtype=torch.long)
@@ -162,8 +166,8 @@ def bench_hf(preset: str, batch: dict, steps: int) -> dict | None:
     sentence = torch.tensor(batch["next_sentence_labels"], dtype=torch.long)
     if p.arch == "electra":
         gen_cfg = p.config.generator_config()
-        generator = T.ElectraForMaskedLM(_hf_config("electra", gen_cfg))
-        discriminator = T.ElectraForPreTraining(hf_config)
+        generator = T.ElectraForMaskedLM(hf_config("electra", gen_cfg))
+        discriminator = T.ElectraForPreTraining(config)
         params = list(generator.parameters()) + list(discriminator.parameters())
         rtd = (torch.rand(ids.shape) < 0.15).long()
 
@@ -174,7 +178,7 @@ def bench_hf(preset: str, batch: dict, steps: int) -> dict | None:
                               labels=rtd).loss
             return g + 50.0 * d
     else:
-        model = getattr(T, ARCHITECTURES[p.arch].hf_pretraining)(hf_config)
+        model = getattr(T, ARCHITECTURES[p.arch].hf_pretraining)(config)
         params = list(model.parameters())
         key = "sentence_order_label" if p.arch == "albert" else "next_sentence_label"
 
@@ -242,14 +246,14 @@ def main(argv=None) -> int:
               flush=True)
     if results and results[0].get("hf_step_s") is not None:
         print(f"HF: *ForPreTraining (ELECTRA: generator MaskedLM + discriminator), "
-              f"torch.optim.AdamW, clip 1.0; {_hf_version()}")
+              f"torch.optim.AdamW, clip 1.0; {hf_version()}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     return 0
 
 
-def _hf_version() -> str:
+def hf_version() -> str:
     import torch
     import transformers
 
