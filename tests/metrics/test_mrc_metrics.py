@@ -151,36 +151,3 @@ def test_write_predictions_is_the_official_submission_json(tmp_path):
     assert "北京大学" in raw  # the characters themselves, not \u escapes
     assert json.loads(raw) == {"DEV_0_QUERY_0": "北京大学", "DEV_0_QUERY_1": ""}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.json"]
-
-
-def test_read_squad_references_in_both_shapes_the_scorer_accepts(tmp_path):
-    squad = {"version": "v1.0", "data": [{"paragraphs": [{"context": "北京大学", "qas": [
-        {"id": "a", "question": "?", "answers": [{"text": "北京", "answer_start": 0},
-                                                 {"text": "北京大学", "answer_start": 0}]},
-        {"id": "b", "question": "?", "answers": [{"text": "大学", "answer_start": 2}]}]}]}]}
-    path = tmp_path / "dev.json"
-    path.write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
-    assert mrc.read_squad_references(str(path)) == {"a": ["北京", "北京大学"], "b": ["大学"]}
-    assert list(mrc.read_squad_references(str(path))) == ["a", "b"]
-
-    original = [{"context_id": "c", "qas": [{"query_id": "c_q0", "answers": ["北京"]}]}]
-    path2 = tmp_path / "original.json"
-    path2.write_text(json.dumps(original, ensure_ascii=False), encoding="utf-8")
-    assert mrc.read_squad_references(str(path2)) == {"c_q0": ["北京"]}
-
-
-def test_read_squad_references_errors_name_the_file_and_place(tmp_path):
-    path = tmp_path / "bad.json"
-    path.write_text('{"data": [{"paragraphs": [{"qas": [{"id": "a"}]}]}]}', encoding="utf-8")
-    with pytest.raises(DataError, match=r"bad\.json: data\[0\]\.paragraphs\[0\]\.qas\[0\]"):
-        mrc.read_squad_references(str(path))
-    path.write_text('{"data": [', encoding="utf-8")
-    with pytest.raises(DataError, match=r"bad\.json:1: invalid JSON"):
-        mrc.read_squad_references(str(path))
-    dup = {"data": [{"paragraphs": [{"qas": [{"id": "a", "answers": ["x"]},
-                                             {"id": "a", "answers": ["y"]}]}]}]}
-    path.write_text(json.dumps(dup), encoding="utf-8")
-    with pytest.raises(DataError, match="id a appears twice"):
-        mrc.read_squad_references(str(path))
-    with pytest.raises(DataError, match="missing.json: not found"):
-        mrc.read_squad_references(str(tmp_path / "missing.json"))

@@ -21,8 +21,7 @@ from typing import Mapping, Sequence
 from tfcompact.errors import ConfigError
 from tfcompact.metrics.classification import (accuracy, classification_scores, format_report,
                                               macro_f1, per_class_scores)
-from tfcompact.metrics.mrc import (evaluate as span_scores, read_squad_references,
-                                   write_predictions)
+from tfcompact.metrics.mrc import evaluate as span_scores, write_predictions
 from tfcompact.metrics.seeds import format_seed_table, summarise_seeds
 from tfcompact.metrics.tagging import entity_scores, extract_entities, token_accuracy
 
@@ -32,7 +31,7 @@ _OPTIONS = {"classification": ("labels",), "tagging": (), "span": ()}
 
 __all__ = ["KINDS", "accuracy", "classification_scores", "entity_scores", "extract_entities",
            "format_report", "format_scores", "format_seed_table", "macro_f1",
-           "per_class_scores", "read_squad_references", "score", "span_scores",
+           "per_class_scores", "score", "span_scores",
            "summarise_seeds", "token_accuracy", "write_predictions"]
 
 

@@ -38,7 +38,7 @@ import re
 from typing import Mapping, Sequence
 
 from tfcompact.errors import DataError
-from tfcompact.files import atomic_write_text, read_bytes
+from tfcompact.files import atomic_write_text
 
 # The scorer's `sp_char` list, as single characters (its two-character "……" cannot match).
 SCORER_PUNCTUATION = frozenset("-:_*^/\\~`+=，。：？！“”；’《》·、「」（）－～『』")
@@ -199,51 +199,6 @@ def evaluate(references: Mapping[str, Sequence[str]],
 
 
 # ------------------------------------------------------------------------------ files
-
-def _questions(data, path: str):
-    """The (id, answers) of every question in a SQuAD-style or CMRC-style JSON value, in the
-    shapes the scorer accepts: ``{"data": [...]}`` or a bare list; articles with
-    ``paragraphs`` or a paragraph itself; ``id`` or ``query_id``; answers as
-    ``{"text": ...}`` objects or plain strings."""
-    articles = data["data"] if isinstance(data, dict) and "data" in data else data
-    if not isinstance(articles, list):
-        raise DataError(f"{path}: expected a JSON list of articles or {{\"data\": [...]}}")
-    for a, article in enumerate(articles):
-        paragraphs = article.get("paragraphs", [article]) if isinstance(article, dict) else None
-        for p, paragraph in enumerate(paragraphs if isinstance(paragraphs, list) else [None]):
-            where = f"{path}: data[{a}].paragraphs[{p}]"
-            if not isinstance(paragraph, dict) or not isinstance(paragraph.get("qas"), list):
-                raise DataError(f"{where}: expected an object with a \"qas\" list")
-            for q, qa in enumerate(paragraph["qas"]):
-                qid = qa.get("id", qa.get("query_id")) if isinstance(qa, dict) else None
-                answers = qa.get("answers") if isinstance(qa, dict) else None
-                if qid is None or not isinstance(answers, list):
-                    raise DataError(f"{where}.qas[{q}]: expected \"id\" (or \"query_id\") "
-                                    f"and an \"answers\" list")
-                texts = [x.get("text") if isinstance(x, dict) else x for x in answers]
-                if not all(isinstance(t, str) for t in texts):
-                    raise DataError(f"{where}.qas[{q}] (id {qid}): every answer needs a text")
-                yield str(qid), texts
-
-
-def read_squad_references(path: str) -> dict[str, list[str]]:
-    """Question id -> reference answer texts of a SQuAD v1 / CMRC 2018 / DRCD JSON file, in
-    file order (the order the scorer sums in), for `evaluate`."""
-    try:
-        data = json.loads(read_bytes(path).decode("utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
-    references: dict[str, list[str]] = {}
-    for qid, texts in _questions(data, path):
-        if qid in references:
-            raise DataError(f"{path}: question id {qid} appears twice")
-        references[qid] = texts
-    return references
-
 
 def write_predictions(path: str | os.PathLike, predictions: Mapping[str, str]) -> None:
     """Write answers in the official submission format, ``{question id: answer text}`` as
