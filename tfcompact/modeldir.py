@@ -279,8 +279,6 @@ def load_pretraining_model(dir: PathLike, checkpoint: Optional[str] = None):
     tensor of the checkpoint is read once to verify it; every model variable must be found in
     the checkpoint and the checkpoint's model must have no more, else CheckpointError.
     """
-    import tensorflow as tf
-
     info = read_model_dir(dir)
     prefix = checkpoint or info.latest_checkpoint
     if prefix is None:
@@ -293,6 +291,15 @@ def load_pretraining_model(dir: PathLike, checkpoint: Optional[str] = None):
     if stored != expected:
         raise CheckpointError(f"{prefix}: the checkpoint's model has {stored} variables but the {info.arch} "
                               f"model in {config_file} has {expected}")
+    restore_model(model, prefix, f"the {info.arch} model in {config_file}")
+    return model
+
+
+def restore_model(model, prefix: str, what: str) -> None:
+    """Restore only `model` from a training checkpoint (optimizer and step are left alone);
+    every model variable must be found, else a one-line CheckpointError naming `what`."""
+    import tensorflow as tf
+
     try:
         status = tf.train.Checkpoint(model=model).restore(prefix)
         status.expect_partial()  # optimizer and step are not restored: no warnings about them
@@ -301,9 +308,8 @@ def load_pretraining_model(dir: PathLike, checkpoint: Optional[str] = None):
         raise CheckpointError(f"{prefix}: cannot read checkpoint: {_first_line(e)}") from None
     except (AssertionError, ValueError) as e:
         # ValueError: a variable of another shape ("Received incompatible tensor with shape ...")
-        raise CheckpointError(f"{prefix}: checkpoint does not match the {info.arch} model in "
-                              f"{config_file}: {_first_line(e)}") from None
-    return model
+        raise CheckpointError(f"{prefix}: checkpoint does not match {what}: "
+                              f"{_first_line(e)}") from None
 
 
 def load_task_model(dir: PathLike, checkpoint: Optional[str] = None):
@@ -327,13 +333,6 @@ def load_task_model(dir: PathLike, checkpoint: Optional[str] = None):
     verify_checkpoint(prefix)
     backbone = build_backbone(info.preset or info.arch, info.config)
     model = build_task_model(backbone, info.arch, info.config, spec.kind, spec.num_labels)
-    try:
-        status = tf.train.Checkpoint(model=model).restore(prefix)
-        status.expect_partial()
-        status.assert_existing_objects_matched()
-    except tf.errors.OpError as e:
-        raise CheckpointError(f"{prefix}: cannot read checkpoint: {_first_line(e)}") from None
-    except (AssertionError, ValueError) as e:
-        raise CheckpointError(f"{prefix}: checkpoint does not match the {spec.kind} model of "
-                              f"{_join(dir, CONFIG_FILE)} and task.json: {_first_line(e)}") from None
+    restore_model(model, prefix, f"the {spec.kind} model of {_join(dir, CONFIG_FILE)} and "
+                                 f"task.json")
     return model, spec, info
