@@ -243,3 +243,17 @@ def test_task_json_says_when_the_examples_are_pairs(workspace, tmp_path):
     assert load_task_data(finetune_experiment_from_dict(raw), tok, _quiet).spec.text_pair
     raw["task"].update(train=workspace["train"])
     assert not load_task_data(finetune_experiment_from_dict(raw), tok, _quiet).spec.text_pair
+
+
+def test_backbone_from_an_original_config_file(workspace, tmp_path):
+    """model.config_file + model.arch (an original-format JSON) with model.vocab: a randomly
+    initialised backbone of exactly that config, recorded in the model directory."""
+    info = modeldir.read_model_dir(workspace["pretrained"])
+    config_json = tmp_path / "albert_config.json"
+    config_json.write_text(json.dumps(info.config.to_dict()), encoding="utf-8")
+    raw = _classification(workspace, tmp_path / "m", epochs=1)
+    raw["model"] = {"arch": "albert", "config_file": str(config_json), "vocab": workspace["vocab"]}
+    summary = run_finetuning(finetune_experiment_from_dict(raw), RunOptions(log=_quiet))
+    assert summary["init"] is None and summary["arch"] == "albert"
+    written = modeldir.read_model_dir(str(tmp_path / "m"))
+    assert written.config.to_dict() == info.config.to_dict()
