@@ -2,25 +2,13 @@
 
 Runs in a subprocess: logical CPU devices must be set before TensorFlow initialises.
 """
-import json
-import pathlib
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.two_replicas import run_two_replicas
 
-SCRIPT = textwrap.dedent(r'''
-    import json, os, sys
-    os.environ["KERAS_BACKEND"] = "tensorflow"
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
-    sys.path.insert(0, sys.argv[1])
-    import numpy as np
+
+SCRIPT = r'''
     from tfcompact.objectives import masked_lm_loss, pretraining_loss
 
     rng = np.random.default_rng(0)
@@ -49,17 +37,11 @@ SCRIPT = textwrap.dedent(r'''
     print("RESULT " + json.dumps({"shared": shared, "local_mean": local_mean, "total": total,
                                   "logits": logits.tolist(), "ids": ids.tolist(),
                                   "weights": weights.tolist()}))
-''')
+'''
 
 
 def test_replica_shares_sum_to_global_mean(tmp_path):
-    script = tmp_path / "run.py"
-    script.write_text(SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), str(ROOT)], capture_output=True,
-                          text=True, timeout=240)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    r = json.loads(lines[-1][len("RESULT "):])
+    r = run_two_replicas(tmp_path, SCRIPT)
     logits, ids, weights = (np.asarray(r[k], np.float64) for k in ("logits", "ids", "weights"))
     shifted = logits - logits.max(-1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))

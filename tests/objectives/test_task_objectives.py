@@ -1,16 +1,13 @@
 """Fine-tuning losses: the cross-entropies of their definitions, padding examples weightless,
 float32 under any compute dtype, replica shares summing to the global mean, and a tiny
 fine-tune through the train loop that fits its examples."""
-import json
 import math
-import pathlib
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from tests.two_replicas import run_two_replicas
 
 from tfcompact.configs import tiny_config
 from tfcompact.errors import ConfigError
@@ -20,7 +17,6 @@ from tfcompact.objectives.tasks import TASK_METRICS, task_loss, task_objective
 from tfcompact.optim import create_optimizer
 from tfcompact.train.loop import TrainLoop
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _ce(logits, labels):
@@ -120,15 +116,7 @@ def test_unknown_kind_is_a_config_error():
         task_objective("ner", 3)
 
 
-SCRIPT = textwrap.dedent(r'''
-    import json, os, sys
-    os.environ["KERAS_BACKEND"] = "tensorflow"
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
-    sys.path.insert(0, sys.argv[1])
-    import numpy as np
+SCRIPT = r'''
     from tfcompact.objectives.tasks import task_objective
 
     rng = np.random.default_rng(0)
@@ -164,17 +152,11 @@ SCRIPT = textwrap.dedent(r'''
 
     print("RESULT " + json.dumps({k: float(v) for k, v in run(batch).items()}
                                  | {k: np.asarray(v).tolist() for k, v in data.items()}))
-''')
+'''
 
 
 def test_replica_shares_sum_to_the_global_mean(tmp_path):
-    script = tmp_path / "run.py"
-    script.write_text(SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), str(ROOT)], capture_output=True,
-                          text=True, timeout=240)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    r = json.loads(lines[-1][len("RESULT "):])
+    r = run_two_replicas(tmp_path, SCRIPT)
     d = {k: np.asarray(r[k]) for k in ("logits", "label_ids", "label_weights",
                                         "example_weight", "cls_logits", "cls_labels", "start",
                                         "end", "start_positions", "end_positions")}

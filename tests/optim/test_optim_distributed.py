@@ -4,25 +4,13 @@ Logical CPU devices must be configured before TensorFlow initialises its devices
 comparison runs in a fresh subprocess (other test modules in the same pytest process may
 already have initialised TensorFlow).
 """
-import json
-import pathlib
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.two_replicas import run_two_replicas
 
-SCRIPT = textwrap.dedent(r'''
-    import json, os, sys
-    os.environ["KERAS_BACKEND"] = "tensorflow"
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
-    sys.path.insert(0, sys.argv[1])
-    import numpy as np
+
+SCRIPT = r'''
     import keras
     from tfcompact.optim import GradientAccumulator, Lamb, WarmupPolynomialDecay
 
@@ -81,17 +69,11 @@ SCRIPT = textwrap.dedent(r'''
         "single_accumulated": run(tf.distribute.get_strategy(), 4),
     }
     print("RESULT " + json.dumps(results))
-''')
+'''
 
 
 def test_two_replicas_equal_one_replica(tmp_path):
-    script = tmp_path / "run_mirrored.py"
-    script.write_text(SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), str(ROOT)], capture_output=True,
-                          text=True, timeout=240)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    results = json.loads(lines[-1][len("RESULT "):])
+    results = run_two_replicas(tmp_path, SCRIPT)
     single_w, single_norms, single_steps, init = results["single"]
     assert single_steps == 3
     assert min(single_norms) > 1.0  # the global-norm clip was active at every step
