@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export a model directory as TF1 checkpoint, SavedModel or TFLite"),
     "import-tf1": ("import_tf1", "import a released TF1 checkpoint into a model directory"),
     "check-tflite": ("check_tflite", "compare a TFLite export with its SavedModel on the same inputs"),
+    "augment": ("augment", "augment a task file with whole-word MLM replacements (task distillation)"),
 }
 
 
