@@ -20,7 +20,7 @@ setup(
     # The experiment YAMLs live at the top of the repository (tpu_configs/) and are installed
     # inside the package as tfcompact/tpu_configs/, where tfcompact.train.experiment finds them.
     package_dir={"tfcompact.tpu_configs": "tpu_configs"},
-    package_data={"tfcompact": ["data/*", "train/tpu_requirements.txt"], "tfcompact.tpu_configs": ["*.yaml", "finetune/*.yaml"]},
+    package_data={"tfcompact": ["data/*", "train/tpu_requirements.txt"], "tfcompact.tpu_configs": ["*.yaml", "finetune/*.yaml", "distill/*.yaml"]},
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.20,<2.22",

@@ -7,7 +7,7 @@ import pytest
 from tfcompact.architectures import ARCHITECTURES, SENTENCE_HEADS, get_architecture, load
 from tfcompact.configs import PRESETS, get_preset, resolve_model, tiny_config
 from tfcompact.errors import ConfigError
-from tfcompact.interop.name_maps import KERAS_ONLY_VARIABLES, model_variables
+from tfcompact.interop.name_maps import model_variables
 from tfcompact.interop.tf1_names import tf1_variable_shapes
 
 
@@ -35,8 +35,7 @@ def test_unknown_architecture_names_the_close_one():
 
 
 def _paths_and_sizes(model) -> dict:
-    return {path: math.prod(v.shape) for path, v in model_variables(model).items()
-            if not any(k in path for k in KERAS_ONLY_VARIABLES)}
+    return {path: math.prod(v.shape) for path, v in model_variables(model).items()}
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))

@@ -197,7 +197,8 @@ class BertConfig(_ConfigBase):
     """google-research/bert `bert_config.json` (also TinyBERT students and RoBERTa-wwm-ext).
 
     `hidden_act="gelu"` is the tanh approximation, as in google-research/bert.
-    `fit_size` is TinyBERT's teacher width for the distillation-only `fit_dense`; `emb_size`,
+    `fit_size` is TinyBERT's teacher width for its distillation projection `fit_dense` (here a
+    part of the distillation run, not of the model: `distillation.matches`); `emb_size`,
     `cell`, `pre_trained`, `structure` and `training` are bookkeeping keys TinyBERT's released
     configs carry; all are kept verbatim and written only when set.
     """

@@ -52,8 +52,7 @@ def test_table_covers_model_both_ways(case):
     paths = {v.path for v in model.weights if not v.path.endswith("seed_generator_state")}
     table_paths = [e.keras_path for e in table]
     assert len(set(table_paths)) == len(table_paths)
-    extra = {p for p in paths if "fit_dense/" in p}
-    assert set(table_paths) == paths - extra
+    assert set(table_paths) == paths
     names = [e.tf1_name for e in table]
     assert len(set(names)) == len(names)
     for e in table:
@@ -112,7 +111,7 @@ def test_keras_tf1_keras_bit_exact(case, tmp_path):
                            read_tf1_variables(prefix))
     before = {v.path: v.numpy() for v in model.weights}
     for v in fresh.weights:
-        if v.path in before and not v.path.endswith("seed_generator_state") and "fit_dense/" not in v.path:
+        if v.path in before and not v.path.endswith("seed_generator_state"):
             np.testing.assert_array_equal(v.numpy(), before[v.path], err_msg=v.path)
 
 

@@ -12,7 +12,7 @@ from tfcompact.optim import create_optimizer
 from tfcompact.objectives.pretraining import auc_from_histogram
 from tfcompact.train.loop import TrainLoop
 from tfcompact.objectives.pretraining import pretraining_objective
-from tfcompact.train.pretrain import distillation_loss_fn
+from tfcompact.train.pretrain import distillation_of
 
 
 @pytest.fixture(scope="module")
@@ -167,31 +167,50 @@ def test_frozen_teacher_runs_beside_the_student(data_dir):
         np.testing.assert_array_equal(a, v.numpy())
 
 
-def test_distillation_objectives_are_wired_to_the_recipe_weights():
-    from tfcompact.objectives import distillation as D
+def test_distillation_section_builds_its_matches_for_the_models():
+    """`distillation.matches` from a YAML section reach the objective with their weights and
+    the projection the pretraining driver builds (fit_dense: student width -> teacher's)."""
+    from tfcompact.models import build_pretraining_model
     from tfcompact.train.experiment import experiment_from_dict
 
+    cfg = tiny_config("tinybert", num_hidden_layers=2, hidden_size=16, num_attention_heads=2,
+                      intermediate_size=32, vocab_size=40)
+    student = build_pretraining_model("tinybert", cfg)
+    teacher = build_pretraining_model("bert", tiny_config(
+        "bert", num_hidden_layers=4, hidden_size=24, num_attention_heads=2,
+        intermediate_size=48, vocab_size=40), name="teacher")
+    exp = experiment_from_dict({
+        "model": {"preset": "tinybert_4l_312_zh"}, "data": {"train": "d"},
+        "distillation": {"teacher": {"preset": "bert_base_zh", "checkpoint": "t"}, "matches": [
+            {"feature": "attention", "loss": "attention_mse", "weight": 2.0, "name": "att"},
+            {"feature": "hidden", "loss": "mse", "projection": "linear",
+             "projection_name": "fit_dense", "name": "hid"}]}})
+    d = distillation_of(exp, "tinybert", student, teacher)
+    assert d.projections.sizes == {"fit_dense": (16, 24)}
     rng = np.random.default_rng(0)
-    hs = lambda n, h: [tf.constant(rng.normal(size=(2, 4, h)), tf.float32) for _ in range(n)]
-    att = lambda n: [tf.constant(rng.normal(size=(2, 2, 4, 4)), tf.float32) for _ in range(n)]
-    student = {"hidden_states": hs(3, 8), "attention_logits": att(2)}
-    student["fit_hidden_states"] = hs(3, 16)
-    teacher = {"hidden_states": hs(5, 16), "attention_logits": att(4)}
-
-    def exp(kind, weights):
-        return experiment_from_dict({
-            "model": {"preset": "tinybert_4l_312_zh"}, "data": {"train": "d"},
-            "distillation": {"kind": kind, "weights": weights,
-                             "teacher": {"preset": "bert_base_zh", "checkpoint": "t"}}})
-
-    cfg = tiny_config("tinybert")
-    loss_fn = distillation_loss_fn(exp("tinybert_general", {"attention": 2.0}), cfg, 100)
-    total, m = loss_fn(student, {}, teacher, tf.constant(0, tf.int64))
-    att_loss = D.tinybert_attention_loss(student["attention_logits"], teacher["attention_logits"])
-    hid_loss = D.tinybert_hidden_loss(student["fit_hidden_states"], teacher["hidden_states"])
-    assert float(total) == pytest.approx(2.0 * float(att_loss) + float(hid_loss), rel=1e-6)
-    with pytest.raises(Exception, match="unknown term"):
-        distillation_loss_fn(exp("tinybert_general", {"mlm": 1.0}), cfg, 100)
+    batch = {"input_ids": tf.constant(rng.integers(1, 40, (2, 6)), tf.int32),
+             "input_mask": tf.ones((2, 6), tf.int32), "segment_ids": tf.zeros((2, 6), tf.int32),
+             "masked_lm_positions": tf.constant([[1, 2], [3, 0]], tf.int32),
+             "masked_lm_ids": tf.constant([[4, 5], [6, 0]], tf.int32),
+             "masked_lm_weights": tf.constant([[1.0, 1.0], [1.0, 0.0]]),
+             "next_sentence_labels": tf.constant([[0], [1]], tf.int32)}
+    keys = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")
+    s_out = student({k: batch[k] for k in keys})
+    t_out = teacher({k: batch[k] for k in keys})
+    total, metrics = d.loss_fn(s_out, batch, t_out, tf.constant(0, tf.int64))
+    W = d.projections.dense["fit_dense"].kernel.numpy()
+    b = d.projections.dense["fit_dense"].bias.numpy()
+    att = sum(np.mean((np.where(np.asarray(s_out["attention_logits"][i]) <= -100, 0,
+                                np.asarray(s_out["attention_logits"][i]))
+                       - np.where(np.asarray(t_out["attention_logits"][2 * i + 1]) <= -100, 0,
+                                  np.asarray(t_out["attention_logits"][2 * i + 1]))) ** 2)
+              for i in range(2))
+    hid = sum(np.mean((np.asarray(s_out["hidden_states"][j]) @ W + b
+                       - np.asarray(t_out["hidden_states"][2 * j])) ** 2) for j in range(3))
+    assert float(metrics["att_loss"]) == pytest.approx(2.0 * att, rel=1e-4)
+    assert float(metrics["hid_loss"]) == pytest.approx(hid, rel=1e-4)
+    assert float(total) == pytest.approx(2.0 * att + hid, rel=1e-4)
+    assert "mlm_accuracy" in metrics  # the ground-truth metrics are reported (weight 0)
 
 
 def test_auc_from_histogram_matches_pairwise_count():

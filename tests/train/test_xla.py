@@ -30,10 +30,10 @@ from tfcompact.inputs.pretraining import pretraining_dataset, read_manifest
 from tfcompact.configs import tiny_config
 from tfcompact.models import build_pretraining_model
 from tfcompact.optim import create_optimizer
-from tfcompact.train.experiment import experiment_from_dict
+from tfcompact.train.experiment import experiment_from_dict, read_yaml_with_base, tpu_configs_dir
 from tfcompact.train.loop import TrainLoop
 from tfcompact.objectives.pretraining import pretraining_objective
-from tfcompact.train.pretrain import distillation_loss_fn
+from tfcompact.train.pretrain import distillation_of
 
 pytestmark = pytest.mark.host_xla
 
@@ -99,17 +99,20 @@ def student_config(path: Path):
         extra["embedding_size"] = 16
     if path.arch == "mobilebert":
         extra.update(embedding_size=32, intra_bottleneck_size=16)
-    if path.arch == "tinybert":
-        extra["fit_size"] = TEACHERS.get(path.distillation, {}).get("hidden_size", 32)
     return tiny_config(path.arch, **{**TINY, **extra})
 
 
-def distillation_objective(path: Path, config):
+def distillation_objective(path: Path, model, teacher):
+    """The shipped recipe (tpu_configs/distill/<name>.yaml) for this student and teacher:
+    (loss function, trained projections or None)."""
+    recipe, _ = read_yaml_with_base(tpu_configs_dir() / "distill" / f"{path.distillation}.yaml")
     exp = experiment_from_dict({
         "model": {"preset": "bert_base_zh"}, "data": {"train": "unused"},
-        "distillation": {"kind": path.distillation,
+        "train": {"total_steps": TOTAL_STEPS},
+        "distillation": {**recipe["distillation"],
                          "teacher": {"preset": "bert_base_zh", "checkpoint": "unused"}}})
-    return distillation_loss_fn(exp, config, TOTAL_STEPS)
+    d = distillation_of(exp, path.arch, model, teacher)
+    return d.loss_fn, d.projections
 
 
 def recording(loss_fn, seen: dict):
@@ -158,10 +161,10 @@ def run_path(path: Path, data: dict, policy: str, jit_compile: bool, initial=Non
             teacher = build_pretraining_model(
                 "bert", tiny_config("bert", **{**TINY, **TEACHERS[path.distillation]}),
                 name="teacher")
-            loss_fn, share = distillation_objective(path, config), False
+            (loss_fn, projections), share = distillation_objective(path, model, teacher), False
             optimizer = create_optimizer("adamw", 1e-3, 0, TOTAL_STEPS)
         else:
-            loss_fn, share = pretraining_objective(path.arch), True
+            (loss_fn, projections), share = (pretraining_objective(path.arch), None), True
             optimizer = create_optimizer("lamb", 1e-2, 0, TOTAL_STEPS)
         data_dir = data["unmasked" if path.dynamic_masking else "masked"]
         masking = data["masking"] if path.dynamic_masking else None
@@ -179,7 +182,7 @@ def run_path(path: Path, data: dict, policy: str, jit_compile: bool, initial=Non
         seen: dict = {}
         loop = TrainLoop(strategy, model, optimizer, recording(loss_fn, seen), spec, seed=SEED,
                          teacher=teacher, jit_compile=jit_compile, loss_is_replica_share=share,
-                         accumulation_steps=path.accumulation_steps)
+                         accumulation_steps=path.accumulation_steps, auxiliary=projections)
         before = [v.numpy() for v in model.trainable_variables]
         teacher_before = [] if teacher is None else [v.numpy() for v in teacher.weights]
         iterator = iter(dataset(True, BATCH // path.accumulation_steps))

@@ -81,12 +81,6 @@ def model_variables(model) -> dict[str, tf.Variable]:
     return out
 
 
-# Keras variables that exist only for training in this framework and have no TF1 name:
-# TinyBERT's distillation projection `fit_dense` (H_student -> H_teacher). They are left out of
-# exports (HF's BERT loader would choke on them) and keep their initial values on import.
-KERAS_ONLY_VARIABLES = ("fit_dense/",)
-
-
 def model_sentence_head(model) -> str:
     """"nsp" when the model has cls/seq_relationship variables, else "none"."""
     return "nsp" if any(p.endswith("seq_relationship/output_weights") for p in model_variables(model)) \
@@ -128,8 +122,9 @@ def name_table(arch: str, config, model=None, *, pretraining: bool | None = None
         table.append(NameEntry(tf1_name, path, transform, tuple(tf1_shape), keras_shape))
     if variables is not None:
         named = {e.keras_path for e in table}
-        extra = [p for p in variables if p not in named
-                 and not any(p.startswith(k) or f"/{k}" in p for k in KERAS_ONLY_VARIABLES)]
+        # Every model variable has a TF1 name (training-only variables such as distillation
+        # projections live outside the model, in the run's checkpoints).
+        extra = [p for p in variables if p not in named]
         if extra:
             problems.append("Keras variables with no TF1 name: " + ", ".join(extra[:20])
                             + (f" (+{len(extra) - 20} more)" if len(extra) > 20 else ""))

@@ -16,7 +16,6 @@ import keras
 
 from tfcompact.configs import Config, Preset, resolve_model
 from tfcompact.models.electra import ElectraPretrainer
-from tfcompact.models.tinybert import build_tinybert_student
 
 
 
@@ -66,7 +65,6 @@ __all__ = [
     "ElectraPretrainer",
     "build_backbone",
     "build_pretraining_model",
-    "build_tinybert_student",
     "get_backbone",
     "resolve_model",
     "variable_paths",

@@ -45,7 +45,6 @@ def build_bert_pretraining_model(
     sentence_head: str = "nsp",
     name: str | None = None,
     seed: int | None = None,
-    fit_size: int | None = None,
 ) -> keras.Model:
     """BERT backbone + tied MLM head (``cls/predictions``) + NSP head (``cls/seq_relationship``).
 
@@ -53,4 +52,4 @@ def build_bert_pretraining_model(
     """
     backbone = build_bert_backbone(config, name=name)
     return attach_pretraining_heads(backbone, config, transform_size=config.hidden_size,
-                                    sentence_head=sentence_head, name=name, fit_size=fit_size)
+                                    sentence_head=sentence_head, name=name)

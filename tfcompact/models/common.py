@@ -7,7 +7,6 @@ from typing import Iterator, Sequence
 import keras
 from keras import ops
 
-from tfcompact.layers.core import dense
 from tfcompact.layers.embeddings import Embeddings
 from tfcompact.layers.heads import FirstToken, MaskedLMHead, Pooler, SentenceHead
 
@@ -128,14 +127,11 @@ def attach_pretraining_heads(
     sentence_head: str = "nsp",
     name: str | None = None,
     extra_output_size: int = 0,
-    fit_size: int | None = None,
 ) -> keras.Model:
     """Backbone + ``cls/predictions`` (tied MLM) + optional ``cls/seq_relationship`` (NSP/SOP).
 
     The backbone is nested as a layer named after it; the heads' variables are created under
     ``<name>/cls/...`` (``name`` as given to the backbone builder, e.g. "teacher") or
-    ``cls/...``. ``fit_size`` adds TinyBERT's ``fit_dense`` (H → fit_size) applied to every
-    hidden state, returned as ``fit_hidden_states``.
     """
     prefix = f"{name}/" if name else ""
     vocab_size, initializer_range = config.vocab_size, config.initializer_range
@@ -157,10 +153,6 @@ def attach_pretraining_heads(
             outputs["sentence_logits"] = SentenceHead(2, initializer_range, name="seq_relationship")(
                 outputs["pooled_output"]
             )
-    if fit_size is not None:
-        with scope(prefix):
-            fit_dense = dense(fit_size, "fit_dense", initializer_range)
-            outputs["fit_hidden_states"] = [fit_dense(h) for h in outputs["hidden_states"]]
     return functional_model(inputs, outputs, name=f"{backbone.name}_pretraining")
 
 

@@ -86,14 +86,17 @@ class RunCheckpoints:
 
     def __init__(self, model_dir: str, *, model, optimizer, step: tf.Variable,
                  nonfinite_in_a_row: tf.Variable, keep: int, write_dir: str | None = None,
-                 log=print):
+                 log=print, auxiliary=None):
         """`write_dir`: where a non-chief worker writes its (discarded) copies; every worker
         resumes from `model_dir`, the chief's checkpoints."""
         self.read_directory = os.path.join(model_dir, modeldir.CHECKPOINT_DIR)
         self.directory = os.path.join(write_dir or model_dir, modeldir.CHECKPOINT_DIR)
         self.model = model
+        # `auxiliary`: training-only variables (distillation projections), saved and resumed
+        # with the run under their own key, so that exports (which read `model`) never see them.
+        extra = {} if auxiliary is None else {"distillation": auxiliary}
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step,
-                                              nonfinite_in_a_row=nonfinite_in_a_row)
+                                              nonfinite_in_a_row=nonfinite_in_a_row, **extra)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
                                                   max_to_keep=keep, step_counter=step)
         self.step = step

@@ -22,10 +22,11 @@ from tfcompact import typed
 from tfcompact.architectures import ARCHITECTURES
 from tfcompact.errors import ConfigError
 from tfcompact.files import atomic_write_text
+from tfcompact.objectives.distillation import Match, check_match
 
 OPTIMIZERS = ("lamb", "adamw")
 PRECISIONS = ("float32", "mixed_bfloat16")
-DISTILLATION_KINDS = ("tinybert_general", "mobilebert_pkt", "mobilebert_main")
+LAYERWISE_LR = ("none", "progressive")
 
 
 @dataclass
@@ -107,17 +108,31 @@ class TeacherSpec:
 
 
 @dataclass
-class DistillationSpec:
+class DistillationMatches:
+    """The part of a distillation stage that pretraining and task distillation share: the
+    matches (`tfcompact.objectives.distillation.Match`), the ground-truth loss's weight and
+    the length of a progressive phase."""
+
+    matches: list[Match] = field(default_factory=list)
+    # Weight of the ordinary loss against the labels (MLM + sentence / task labels); 0: off
+    # (its metrics, e.g. mlm_accuracy, are reported either way).
+    hard_label_weight: float = 0.0
+    # `gates: progressive`: steps per layer pair (0: train.total_steps // pairs).
+    steps_per_layer: int = 0
+
+
+@dataclass
+class DistillationSpec(DistillationMatches):
     """Pretraining by distillation: a frozen teacher runs beside the student."""
 
-    kind: str = "tinybert_general"
     teacher: TeacherSpec = field(default_factory=TeacherSpec)
-    # Loss weights by term name (e.g. hidden: 100, attention: 1, beta: 5000, gamma: 5).
-    weights: dict = field(default_factory=dict)
-    # MobileBERT main stage: mix of teacher soft labels and one-hot labels in the MLM target.
-    ground_truth_ratio: float = 0.5
-    # MobileBERT progressive knowledge transfer: steps per layer (0: total_steps // layers).
-    steps_per_layer: int = 0
+    # progressive: MobileBERT's layer-wise learning rates for progressive knowledge transfer
+    # (encoder layer l: 0 before its phase, 3 x background during, 0.3 x after; embeddings and
+    # heads 0; background restarted every phase), meant for LAMB with a constant rate.
+    layerwise_lr: str = "none"
+    # Start the student's variables outside the encoder layers (embeddings, MLM head) from the
+    # teacher's of the same name and shape, as MobileBERT's students do.
+    copy_from_teacher: bool = False
 
 
 @dataclass
@@ -330,10 +345,20 @@ def check_optimizer(o: OptimizerSpec, fail: Fail) -> None:
             fail(key, f"must be {expected}, got {value}")
 
 
+def check_matches(d: DistillationMatches, fail: Fail) -> None:
+    """The config-time checks of a distillation section's matches (pretraining and tasks)."""
+    if not d.matches:
+        fail("distillation.matches", "needs at least one match (see tpu_configs/distill/ for "
+                                     "the TinyBERT and MobileBERT recipes)")
+    for i, m in enumerate(d.matches):
+        check_match(m, fail, f"distillation.matches[{i}]")
+    if d.steps_per_layer < 0:
+        fail("distillation.steps_per_layer", f"must be >= 0, got {d.steps_per_layer}")
+    if not math.isfinite(d.hard_label_weight) or d.hard_label_weight < 0:
+        fail("distillation.hard_label_weight", f"must be >= 0, got {d.hard_label_weight}")
+
+
 def _check_distillation(d: DistillationSpec, fail: Fail) -> None:
-    if d.kind not in DISTILLATION_KINDS:
-        fail("distillation.kind", f"must be one of {', '.join(DISTILLATION_KINDS)}, got "
-                                  f"{d.kind!r}")
     t = d.teacher
     if bool(t.preset) == bool(t.config_file):
         fail("distillation.teacher", "needs exactly one of 'preset' or 'config_file'")
@@ -341,14 +366,22 @@ def _check_distillation(d: DistillationSpec, fail: Fail) -> None:
         fail("distillation.teacher.arch", "is required with a teacher config_file")
     if not t.checkpoint:
         fail("distillation.teacher.checkpoint", "is required (the teacher's trained weights)")
-    for name, w in d.weights.items():
-        if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) \
-                or w < 0:
-            fail(f"distillation.weights.{name}", f"must be a finite number >= 0, got {w!r}")
-    if d.steps_per_layer < 0:
-        fail("distillation.steps_per_layer", f"must be >= 0, got {d.steps_per_layer}")
-    if not 0.0 <= d.ground_truth_ratio <= 1.0:
-        fail("distillation.ground_truth_ratio", "must be in [0, 1]")
+    if d.layerwise_lr not in LAYERWISE_LR:
+        fail("distillation.layerwise_lr", f"must be one of {', '.join(LAYERWISE_LR)}, got "
+                                          f"{d.layerwise_lr!r}")
+    check_matches(d, fail)
+
+
+def refuse_old_distillation_keys(raw: Mapping, source: str) -> None:
+    """`distillation.kind` / `weights` / `ground_truth_ratio` (the hard-coded recipes before
+    the matches) get a one-line pointer to what replaced them."""
+    d = raw.get("distillation")
+    old = [k for k in ("kind", "weights", "ground_truth_ratio") if isinstance(d, Mapping) and k in d]
+    if old:
+        raise ConfigError(f"{source}: distillation.{old[0]} is no longer read: a distillation "
+                          f"stage is a list of distillation.matches; start from a recipe with "
+                          f"'base: distill/<recipe>.yaml' (tinybert_general, mobilebert_pkt, "
+                          f"mobilebert_main, tinybert_task_intermediate, tinybert_task_prediction)")
 
 
 def _check(exp: Experiment, lines: Mapping[str, int | str]) -> None:
@@ -377,6 +410,7 @@ def experiment_from_dict(raw: Mapping, source: str = "<dict>",
     for item in overrides:  # errors in overridden keys point at the override, not the file
         key = item.split("=", 1)[0].strip()
         lines[key] = f"--set {item}"
+    refuse_old_distillation_keys(raw, source)
     exp = typed.load(Experiment, raw, where_in(source, lines), skip=("source",))
     exp.source = source
     _check(exp, lines)
@@ -395,9 +429,9 @@ def _merge(base: Mapping, child: Mapping) -> dict:
 
 def read_yaml_with_base(path: pathlib.Path, chain: tuple[pathlib.Path, ...] = ()
                ) -> tuple[dict, dict[str, int | str]]:
-    """(raw mapping, dotted key -> line) of an experiment file, with its `base:` file (a name
-    next to it, itself possibly with a base) merged under it. Lines of keys that come from a
-    base read `<base file>:<line>`."""
+    """(raw mapping, dotted key -> line) of an experiment file, with its `base:` file (a path
+    relative to it, itself possibly with a base; or a list of them, merged in order) merged
+    under it. Lines of keys that come from a base read `<base file>:<line>`."""
     text = path.read_text(encoding="utf-8")
     lines: dict[str, int | str] = dict(_line_map(text, str(path)))
     raw = yaml.safe_load(text)
@@ -406,16 +440,21 @@ def read_yaml_with_base(path: pathlib.Path, chain: tuple[pathlib.Path, ...] = ()
     raw = raw or {}
     if "base" not in raw:
         return raw, lines
-    name = raw.pop("base")
-    base = path.parent / str(name)
-    if not isinstance(name, str) or not base.is_file():
-        raise ConfigError(f"{path}:{lines['base']}: 'base' must name an experiment file next to "
-                          f"it, got {name!r}")
-    if base.resolve() in chain + (path.resolve(),):
-        raise ConfigError(f"{path}:{lines['base']}: 'base' {name} includes this file again")
-    base_raw, base_lines = read_yaml_with_base(base, chain + (path.resolve(),))
-    inherited = {k: v if isinstance(v, str) else f"{base.name}:{v}" for k, v in base_lines.items()}
-    return _merge(base_raw, raw), {**inherited, **lines}
+    names = raw.pop("base")
+    merged: dict = {}
+    inherited: dict[str, int | str] = {}
+    for name in names if isinstance(names, list) else [names]:
+        base = path.parent / str(name)
+        if not isinstance(name, str) or not base.is_file():
+            raise ConfigError(f"{path}:{lines['base']}: 'base' must name experiment files "
+                              f"relative to it, got {name!r}")
+        if base.resolve() in chain + (path.resolve(),):
+            raise ConfigError(f"{path}:{lines['base']}: 'base' {name} includes this file again")
+        base_raw, base_lines = read_yaml_with_base(base, chain + (path.resolve(),))
+        merged = _merge(merged, base_raw)
+        inherited.update({k: v if isinstance(v, str) else f"{base.name}:{v}"
+                          for k, v in base_lines.items()})
+    return _merge(merged, raw), {**inherited, **lines}
 
 
 def load_experiment(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Experiment:

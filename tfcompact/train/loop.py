@@ -114,7 +114,9 @@ class TrainLoop:
 
     `model(batch, training)` returns a dict of outputs; `loss_fn(outputs, batch,
     teacher_outputs, step)` returns (scalar loss, {metric name: scalar}); `teacher`, when given, is
-    called with training=False beside the student and never updated (distillation).
+    called with training=False beside the student and never updated (distillation);
+    `auxiliary`, when given, is a layer whose variables train with the model but are not part
+    of it (distillation projections): the loss function calls it.
     Create it outside `strategy.scope()` (it enters the scope itself). The variables `step`
     (= batches consumed, the input position) and `nonfinite_in_a_row` belong in the checkpoint.
     """
@@ -124,7 +126,7 @@ class TrainLoop:
                  element_spec: Mapping[str, tf.TensorSpec], *, seed: int,
                  teacher: keras.Model | None = None, jit_compile: bool = False,
                  max_nonfinite_steps: int = 10, loss_is_replica_share: bool = False,
-                 accumulation_steps: int = 1):
+                 accumulation_steps: int = 1, auxiliary: keras.layers.Layer | None = None):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
@@ -147,7 +149,8 @@ class TrainLoop:
             self.nonfinite_in_a_row = tf.Variable(
                 0, dtype=tf.int64, trainable=False, name="nonfinite_in_a_row",
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-            self.trainable_variables = list(model.trainable_variables)
+            self.trainable_variables = list(model.trainable_variables) + (
+                [] if auxiliary is None else list(auxiliary.trainable_variables))
             optimizer.build(self.trainable_variables)
             names = self._metric_names(element_spec)
             self.train_metrics = _Accumulators(

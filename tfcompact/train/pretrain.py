@@ -31,11 +31,11 @@ from tfcompact.inputs.manifest import vocab_beside
 from tfcompact.inputs.pretraining import (data_loss_error, pretraining_dataset,
                                           pretraining_element_spec, verify_shards)
 from tfcompact.models import build_pretraining_model
-from tfcompact.objectives.distillation import distillation_objective
-from tfcompact.objectives.pretraining import pretraining_objective
-from tfcompact.optim import create_optimizer
+from tfcompact.objectives.pretraining import pretraining_loss, pretraining_objective
+from tfcompact.optim import create_optimizer, pkt_learning_rate_multipliers
 from tfcompact.text.tokenizer import Vocab
 from tfcompact.train import summaries
+from tfcompact.train.distill import build_distillation, check_same_vocab, copy_from_teacher
 from tfcompact.train.checkpointing import (NonFiniteWeightsError, RunCheckpoints,
                                            resolve_warm_start, warm_start)
 from tfcompact.train.experiment import Experiment, dump_experiment
@@ -67,13 +67,26 @@ class RunOptions:
     verify_data: bool = False
 
 
-def distillation_loss_fn(exp: Experiment, student_config, total_steps: int):
-    """The objective of `exp.distillation` for a student of `student_config`."""
+def distillation_of(exp: Experiment, arch: str, model, teacher):
+    """The distillation objective of `exp.distillation` for this student and teacher, with the
+    student's own pretraining loss as the ground-truth term (call in the strategy's scope)."""
+    def hard_loss(outputs, batch):
+        return pretraining_loss(arch, outputs, batch, cross_replica=False)
+
+    return build_distillation(exp.distillation, model, teacher, total_steps=exp.train.total_steps,
+                              hard_loss=hard_loss, source=exp.source)
+
+
+def _layerwise_multipliers(exp: Experiment, num_layers: int):
+    """MobileBERT's progressive layer-wise learning rates, when asked for."""
     d = exp.distillation
-    return distillation_objective(
-        d.kind, dict(d.weights), num_layers=student_config.num_hidden_layers,
-        total_steps=total_steps, steps_per_layer=d.steps_per_layer,
-        ground_truth_ratio=d.ground_truth_ratio, source=exp.source)
+    if d is None or d.layerwise_lr != "progressive":
+        return None
+    per_phase = d.steps_per_layer or exp.train.total_steps // num_layers
+    if per_phase < 1:
+        raise ConfigError(f"{exp.source}: distillation.layerwise_lr progressive needs at least one "
+                          f"step per layer ({exp.train.total_steps} steps, {num_layers} layers)")
+    return pkt_learning_rate_multipliers(per_phase)
 
 
 # ------------------------------------------------------------------------------ check
@@ -106,7 +119,13 @@ def check_before_building(plan: Plan, info: StrategyInfo, options: RunOptions) -
     if exp.train.init_checkpoint:
         resolve_warm_start(exp.train.init_checkpoint, "init_checkpoint")
     if exp.distillation is not None:
-        resolve_warm_start(exp.distillation.teacher.checkpoint, "distillation.teacher.checkpoint")
+        teacher_dir = exp.distillation.teacher.checkpoint
+        resolve_warm_start(teacher_dir, "distillation.teacher.checkpoint")
+        if tf.io.gfile.exists(os.path.join(teacher_dir, modeldir.CONFIG_FILE)):
+            teacher_vocab = os.path.join(teacher_dir, modeldir.VOCAB_FILE)
+            check_same_vocab(training_vocab(exp, plan.train_manifest),
+                             teacher_vocab if tf.io.gfile.exists(teacher_vocab) else None,
+                             exp.source)
 
 
 # ------------------------------------------------------------------------------ build
@@ -124,6 +143,7 @@ class Run:
     vocab: str | None
     chief: bool
     log: Log
+    teacher: Any = None  # the frozen teacher of a distillation stage
 
 
 def training_vocab(exp: Experiment, manifest: Mapping) -> str | None:
@@ -162,15 +182,9 @@ def _build_models(plan: Plan):
     optimizer = create_optimizer(
         o.name, o.learning_rate, o.warmup_steps, exp.train.total_steps, o.weight_decay_rate,
         end_lr=o.end_learning_rate, power=o.power, beta_1=o.beta_1, beta_2=o.beta_2,
-        epsilon=o.epsilon, bias_correction=o.bias_correction, global_clipnorm=o.clip_norm)
+        epsilon=o.epsilon, bias_correction=o.bias_correction, global_clipnorm=o.clip_norm,
+        learning_rate_multipliers=_layerwise_multipliers(exp, m.config.num_hidden_layers))
     return model, teacher, optimizer
-
-
-def _objective(plan: Plan):
-    """(loss_fn, whether it returns each replica's share of the global mean)."""
-    if plan.exp.distillation is None:
-        return pretraining_objective(plan.model.arch), True
-    return distillation_loss_fn(plan.exp, plan.model.config, plan.exp.train.total_steps), False
 
 
 def build_run(plan: Plan, info: StrategyInfo, log: Log, write_dir: str | None) -> Run:
@@ -179,21 +193,31 @@ def build_run(plan: Plan, info: StrategyInfo, log: Log, write_dir: str | None) -
     exp = plan.exp
     with info.strategy.scope():
         model, teacher, optimizer = _build_models(plan)
+        distillation = None if teacher is None else distillation_of(exp, plan.model.arch, model,
+                                                                     teacher)
     vocab = training_vocab(exp, plan.train_manifest)
     masking = _dynamic_masking(plan, vocab)
     micro_batch = exp.train.batch_size // exp.train.gradient_accumulation_steps
     element_spec = pretraining_element_spec(
         plan.train_manifest, micro_batch // info.num_replicas, dynamic_masking=masking)
-    loss_fn, share = _objective(plan)
+    if distillation is None:
+        loss_fn, share, projections = pretraining_objective(plan.model.arch), True, None
+    else:
+        loss_fn, share, projections = distillation.loss_fn, False, distillation.projections
+        log(f"distillation: {len(distillation.terms)} matches ({', '.join(distillation.terms)})"
+            f"{', projections ' + ', '.join(projections.sizes) if projections else ''}")
     loop = TrainLoop(info.strategy, model, optimizer, loss_fn, element_spec, seed=exp.train.seed,
                      teacher=teacher, jit_compile=exp.train.jit_compile,
                      max_nonfinite_steps=exp.train.max_nonfinite_steps,
                      loss_is_replica_share=share,
-                     accumulation_steps=exp.train.gradient_accumulation_steps)
+                     accumulation_steps=exp.train.gradient_accumulation_steps,
+                     auxiliary=projections)
     checkpoints = RunCheckpoints(exp.train.model_dir, model=model, optimizer=optimizer,
                                  step=loop.step, nonfinite_in_a_row=loop.nonfinite_in_a_row,
-                                 keep=exp.train.keep_checkpoints, write_dir=write_dir, log=log)
-    return Run(plan, info, model, loop, checkpoints, masking, vocab, write_dir is None, log)
+                                 keep=exp.train.keep_checkpoints, write_dir=write_dir, log=log,
+                                 auxiliary=projections)
+    return Run(plan, info, model, loop, checkpoints, masking, vocab, write_dir is None, log,
+               teacher)
 
 
 # ------------------------------------------------------------------------------ restore
@@ -212,6 +236,9 @@ def restore(run: Run) -> int:
     elif exp.train.init_checkpoint:
         used = warm_start(run.model, exp.train.init_checkpoint)
         log(f"warm start: model weights from {used} (optimizer and step start fresh)")
+    elif exp.distillation is not None and exp.distillation.copy_from_teacher:
+        copied = copy_from_teacher(run.model, run.teacher)
+        log(f"copied {len(copied)} variables outside the encoder from the teacher")
     if run.chief:
         modeldir.write_model_dir_config(exp.train.model_dir, m.arch, m.config, preset=m.preset,
                                         vocab_path=run.vocab, sentence_head=m.sentence_head)
