@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("pretrain", "pretrain a model from a tpu_configs/*.yaml experiment"),
     "submit": ("submit", "submit a pretraining job to a Cloud TPU VM"),
     "task-data": ("task_data", "write a packaged Chinese task dataset (People's Daily NER, review sentiment)"),
+    "distill": ("distill", "distil a student from a frozen teacher (general or task distillation)"),
     "finetune": ("finetune", "fine-tune a model on a classification, tagging or span task"),
     "evaluate": ("evaluate", "score a fine-tuned model on a task file with the official metric"),
     "predict": ("predict", "write a fine-tuned model's predictions for a task file"),

@@ -312,9 +312,11 @@ def restore_model(model, prefix: str, what: str) -> None:
                               f"{_first_line(e)}") from None
 
 
-def load_task_model(dir: PathLike, checkpoint: Optional[str] = None):
+def load_task_model(dir: PathLike, checkpoint: Optional[str] = None,
+                    backbone_outputs: bool = False):
     """A fine-tuned model directory's task model with its best checkpoint (``best/``, or the
-    given prefix) restored: (task model, TaskSpec, ModelDirInfo)."""
+    given prefix) restored: (task model, TaskSpec, ModelDirInfo). ``backbone_outputs`` adds
+    the backbone's hidden states and attention scores to the outputs (a distillation teacher)."""
     import tensorflow as tf
 
     from tfcompact.models import build_backbone
@@ -332,7 +334,8 @@ def load_task_model(dir: PathLike, checkpoint: Optional[str] = None):
                               f"{spec.metric})")
     verify_checkpoint(prefix)
     backbone = build_backbone(info.preset or info.arch, info.config)
-    model = build_task_model(backbone, info.arch, info.config, spec.kind, spec.num_labels)
+    model = build_task_model(backbone, info.arch, info.config, spec.kind, spec.num_labels,
+                             backbone_outputs=backbone_outputs)
     restore_model(model, prefix, f"the {spec.kind} model of {_join(dir, CONFIG_FILE)} and "
                                  f"task.json")
     return model, spec, info

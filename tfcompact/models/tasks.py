@@ -177,6 +177,14 @@ def build_task_model(
     return functional_model(inputs, outputs, name=name)
 
 
+def task_outputs_view(model: keras.Model, kind: str) -> keras.Model:
+    """The task outputs alone of a model built with ``backbone_outputs=True``: the same
+    layers and variables (its checkpoints are interchangeable with the full model's), for
+    prediction and export while distillation trains the full model."""
+    outputs = {k: model.output[k] for k in TASK_OUTPUTS[check_kind(kind)]}
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
 def task_backbone(model: keras.Model) -> keras.Model:
     """The backbone inside a task model (to export the encoder alone)."""
     for layer in model.layers:

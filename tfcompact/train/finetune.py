@@ -33,8 +33,8 @@ from tfcompact.inputs.task_features import task_dataset
 from tfcompact.inputs.task_readers import collect_labels, describe_counts
 from tfcompact.metrics import format_scores
 from tfcompact.models import build_backbone, get_backbone
-from tfcompact.models.tasks import build_task_model
-from tfcompact.objectives.tasks import task_objective
+from tfcompact.models.tasks import build_task_model, task_backbone, task_outputs_view
+from tfcompact.objectives.tasks import TASK_LOSSES, task_objective
 from tfcompact.optim import create_optimizer
 from tfcompact.optim.schedules import layerwise_lr_decay_multipliers
 from tfcompact.tasks import (BEST_DIR, TASK_FILE, TaskOptions, TaskSpec, is_task_dir,
@@ -42,6 +42,7 @@ from tfcompact.tasks import (BEST_DIR, TASK_FILE, TaskOptions, TaskSpec, is_task
 from tfcompact.text.tokenizer import FullTokenizer
 from tfcompact.train import summaries
 from tfcompact.train.checkpointing import NonFiniteWeightsError, RunCheckpoints
+from tfcompact.train.distill import build_distillation, check_same_vocab
 from tfcompact.train.loop import TrainLoop
 from tfcompact.train.preflight import check_model_dir_writable, check_resume_config
 from tfcompact.train.pretrain import RunOptions, precision_and_workdir
@@ -66,13 +67,15 @@ class Backbone:
     preset: str | None
     vocab: str
     init_dir: str | None  # a model directory whose weights are loaded; None: random init
+    init_from_task: bool = False  # init_dir is a fine-tuned directory (task distillation stage 2)
 
 
 def resolve_backbone(exp: FinetuneExperiment) -> Backbone:
     """The backbone of `exp.model`, checked before anything is built."""
     m = exp.model
     if m.init:
-        if is_task_dir(m.init):
+        from_task = is_task_dir(m.init)
+        if from_task and exp.distillation is None:
             raise ConfigError(f"{exp.source}: model.init {m.init} is a fine-tuned model directory "
                               f"({TASK_FILE}); expected a pretraining run or `tfcompact "
                               f"import-tf1` output")
@@ -84,7 +87,7 @@ def resolve_backbone(exp: FinetuneExperiment) -> Backbone:
             raise ConfigError(f"{exp.source}: model.init {m.init}: no {modeldir.VOCAB_FILE} in "
                               f"the model directory")
         return Backbone(info.arch, info.config, info.preset, info.vocab_path,
-                        None if m.random_init else m.init)
+                        None if m.random_init else m.init, from_task)
     from tfcompact.configs import config_from_json_file, resolve_model
 
     config = config_from_json_file(m.arch, m.config_file) if m.config_file else None
@@ -100,6 +103,9 @@ def build_backbone_model(b: Backbone) -> keras.Model:
     """The backbone with the init directory's weights (verified), or randomly initialised."""
     if b.init_dir is None:
         return build_backbone(b.preset or b.arch, b.config)
+    if b.init_from_task:  # a previous task-distillation stage: its last run checkpoint
+        model, _, _ = modeldir.load_task_model(b.init_dir, modeldir.latest_checkpoint(b.init_dir))
+        return task_backbone(model)
     return get_backbone(modeldir.load_pretraining_model(b.init_dir))
 
 
@@ -221,29 +227,63 @@ def element_spec(spec: TaskSpec, features: dict, per_replica_batch: int) -> dict
             for k, v in features.items()}
 
 
+def _task_models(exp: FinetuneExperiment, backbone: Backbone, spec: TaskSpec, total_steps: int):
+    """(model trained, its task-outputs view, frozen teacher or None, loss function, whether
+    it returns replica shares, distillation projections or None); in the strategy's scope."""
+    encoder = build_backbone_model(backbone)
+    distilling = exp.distillation is not None
+    trained = build_task_model(encoder, backbone.arch, backbone.config, spec.kind,
+                               spec.num_labels, backbone_outputs=distilling)
+    if not distilling:
+        return trained, trained, None, task_objective(spec.kind, spec.num_labels), True, None
+    teacher, _, _ = modeldir.load_task_model(exp.distillation.teacher, backbone_outputs=True)
+    teacher.trainable = False
+    loss_of = TASK_LOSSES[spec.kind]
+    d = build_distillation(exp.distillation, trained, teacher, total_steps=total_steps,
+                           hard_loss=lambda o, b: loss_of(o, b, cross_replica=False),
+                           source=exp.source)
+    return (trained, task_outputs_view(trained, spec.kind), teacher, d.loss_fn, False,
+            d.projections)
+
+
 def build_task_run(exp: FinetuneExperiment, info: StrategyInfo, backbone: Backbone,
                    data: TaskData, log, write_dir: str | None) -> TaskRun:
     schedule = make_schedule(exp, len(data.train.encoded.features["input_ids"]))
     t = exp.train
     with info.strategy.scope():
-        encoder = build_backbone_model(backbone)
-        model = build_task_model(encoder, backbone.arch, backbone.config, data.spec.kind,
-                                 data.spec.num_labels)
+        trained, model, teacher, loss_fn, share, projections = _task_models(
+            exp, backbone, data.spec, schedule.total_steps)
         optimizer = make_optimizer(exp, schedule, backbone.config.num_hidden_layers)
-    loop = TrainLoop(info.strategy, model, optimizer,
-                     task_objective(data.spec.kind, data.spec.num_labels),
+    loop = TrainLoop(info.strategy, trained, optimizer, loss_fn,
                      element_spec(data.spec, data.train.encoded.features,
                                   t.batch_size // info.num_replicas),
-                     seed=t.seed, jit_compile=t.jit_compile,
-                     max_nonfinite_steps=t.max_nonfinite_steps, loss_is_replica_share=True)
+                     seed=t.seed, jit_compile=t.jit_compile, teacher=teacher,
+                     max_nonfinite_steps=t.max_nonfinite_steps, loss_is_replica_share=share,
+                     auxiliary=projections)
     checkpoints = RunCheckpoints(t.model_dir, model=model, optimizer=optimizer, step=loop.step,
                                  nonfinite_in_a_row=loop.nonfinite_in_a_row,
-                                 keep=t.keep_checkpoints, write_dir=write_dir, log=log)
+                                 keep=t.keep_checkpoints, write_dir=write_dir, log=log,
+                                 auxiliary=projections)
     best = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
                                       os.path.join(write_dir or t.model_dir, BEST_DIR),
                                       max_to_keep=1)
     return TaskRun(exp, info, backbone, data, schedule, model, loop, checkpoints, best,
                    write_dir is None, log)
+
+
+def check_teacher(exp: FinetuneExperiment, backbone: Backbone, spec: TaskSpec) -> None:
+    """The fine-tuned teacher: a task directory of the same kind and labels, same vocabulary."""
+    teacher = exp.distillation.teacher
+    if not is_task_dir(teacher):
+        raise ConfigError(f"{exp.source}: distillation.teacher {teacher} is not a fine-tuned "
+                          f"model directory (no {TASK_FILE}); fine-tune the teacher first")
+    tspec = read_task_spec(teacher)
+    for field in ("kind", "labels"):
+        if getattr(tspec, field) != getattr(spec, field):
+            raise ConfigError(f"{exp.source}: distillation.teacher {teacher} was fine-tuned for "
+                              f"{field} {getattr(tspec, field)!r}, this task has "
+                              f"{getattr(spec, field)!r}")
+    check_same_vocab(backbone.vocab, os.path.join(teacher, modeldir.VOCAB_FILE), exp.source)
 
 
 def restore_task_run(run: TaskRun) -> int:
@@ -493,6 +533,8 @@ def run_finetuning(exp: FinetuneExperiment, options: RunOptions | None = None) -
     tokenizer = FullTokenizer(backbone.vocab, do_lower_case=exp.task.do_lower_case)
     data = load_task_data(exp, tokenizer, options.log)
     check_task_resume(exp.train.model_dir, data.spec)
+    if exp.distillation is not None:
+        check_teacher(exp, backbone, data.spec)
     make_schedule(exp, len(data.train.encoded.features["input_ids"]))  # batch vs data, early
     with precision_and_workdir(exp.train.precision, is_chief()) as write_dir:
         keras.utils.set_random_seed(exp.train.seed)

@@ -27,8 +27,10 @@ from tfcompact.architectures import ARCHITECTURES
 from tfcompact.errors import ConfigError
 from tfcompact.files import atomic_write_text
 from tfcompact.tasks import METRICS, TAGGING_SCHEMES, TASK_KINDS, TaskOptions
-from tfcompact.train.experiment import (PRECISIONS, Fail, TpuSpec, apply_overrides, failer, plain_dict,
-                                        read_yaml_with_base, tpu_configs_dir, where_in)
+from tfcompact.train.experiment import (PRECISIONS, DistillationMatches, Fail, TpuSpec,
+                                        apply_overrides, check_matches, failer, plain_dict,
+                                        read_yaml_with_base, refuse_old_distillation_keys,
+                                        tpu_configs_dir, where_in)
 
 FINETUNE_DIR = "finetune"
 
@@ -94,8 +96,16 @@ class TaskTrainSpec:
 
 
 @dataclass
+class TaskDistillationSpec(DistillationMatches):
+    """Task distillation (TinyBERT's `task_distill.py`): the student learns from a fine-tuned
+    teacher's features and predictions on the task's (possibly augmented) training data."""
+
+    teacher: str = ""  # the teacher's fine-tuned model directory (`tfcompact finetune` output)
+
+
+@dataclass
 class FinetuneExperiment:
-    """A whole fine-tuning run."""
+    """A whole fine-tuning (or task distillation) run."""
 
     name: str = ""
     description: str = ""
@@ -103,6 +113,7 @@ class FinetuneExperiment:
     model: TaskModelSpec = field(default_factory=TaskModelSpec)
     optimizer: TaskOptimizerSpec = field(default_factory=TaskOptimizerSpec)
     train: TaskTrainSpec = field(default_factory=TaskTrainSpec)
+    distillation: TaskDistillationSpec | None = None
     tpu: TpuSpec = field(default_factory=TpuSpec)
     source: str = field(default="<dict>", repr=False, compare=False)
 
@@ -191,9 +202,14 @@ def finetune_experiment_from_dict(raw: Mapping, source: str = "<dict>",
     lines: dict[str, int | str] = dict(_lines or {})
     for item in overrides:
         lines[item.split("=", 1)[0].strip()] = f"--set {item}"
+    refuse_old_distillation_keys(raw, source)
     exp = typed.load(FinetuneExperiment, raw, where_in(source, lines), skip=("source",))
     exp.source = source
     fail = failer(source, lines)
+    if exp.distillation is not None:
+        if not exp.distillation.teacher:
+            fail("distillation.teacher", "is required (the teacher's fine-tuned model directory)")
+        check_matches(exp.distillation, fail)
     _check_task(exp.task, fail)
     _check_model(exp.model, fail)
     _check_numbers(exp, fail)
