@@ -368,7 +368,7 @@ class MlmCandidates:
 
     def decode(self, values: np.ndarray, indices: np.ndarray, original: str) -> list[str]:
         """Beam search over the positions: the top-K n-ideograph strings by summed log-probability
-        (ties: lower token ids first), the original excluded, dictionary words only for n >= 2."""
+        (ties: the better prefix, then the lower token id), the original excluded, dictionary words only for n >= 2."""
         n, width = len(original), self.per_position
         words = self.dictionary if n >= 2 else None
         prefixes, scores = [""], np.zeros(1)
@@ -378,18 +378,20 @@ class MlmCandidates:
             beam = np.broadcast_to(np.arange(len(prefixes))[:, None], total.shape)
             token = np.broadcast_to(indices[j][None, :], total.shape)
             order = np.lexsort((token.ravel(), beam.ravel(), -total.ravel()))
+            wanted = self.cfg.top_k if last else width
             keep, kept_scores = [], []
-            for o in order:
-                if not np.isfinite(total.flat[o]):
+            for t, b, tok in zip(total.ravel()[order].tolist(), beam.ravel()[order].tolist(),
+                                 token.ravel()[order].tolist()):
+                if t == -np.inf:  # a token outside the allowed ones: all that follow are too
                     break
-                s = prefixes[beam.flat[o]] + self.tokens[token.flat[o]]
+                s = prefixes[b] + self.tokens[tok]
                 if last and (s == original or (words is not None and not words.is_word(s))):
                     continue
                 if not last and words is not None and not words.is_prefix(s):
                     continue
                 keep.append(s)
-                kept_scores.append(total.flat[o])
-                if len(keep) == (self.cfg.top_k if last else width):
+                kept_scores.append(t)
+                if len(keep) == wanted:
                     break
             prefixes, scores = keep, np.asarray(kept_scores)
             if not prefixes:
@@ -467,14 +469,28 @@ class OutputWriter:
 
 # ------------------------------------------------------------------------------ the run
 
+def _chunk_candidates(chunk: list, mlm: MlmCandidates, counts: collections.Counter) -> list:
+    """The candidates of every word of a chunk in order; a word of a text seen earlier in the
+    chunk (a SQuAD context shared by several questions, a repeated question) is queried once:
+    its masked context is the same."""
+    queries, where, order = [], {}, []
+    for example, prepared in chunk:
+        for field, (ids, words) in zip(example_fields(example), prepared):
+            for s, n, first in words:
+                key = (field.text, s, n)
+                if key not in where:
+                    where[key] = len(queries)
+                    queries.append(Query(ids, first, n, field.text[s:s + n]))
+                order.append(where[key])
+    counts["mlm queries"] += len(queries)
+    found = mlm.candidates(queries)
+    return [found[i] for i in order]
+
+
 def _augment_chunk(chunk: list, first_index: int, mlm: MlmCandidates, cfg: AugmentConfig,
                    writer: OutputWriter, counts: collections.Counter) -> None:
     """Candidates for every word of a chunk (batched), then each example and its copies written."""
-    queries = []
-    for example, prepared in chunk:
-        for field, (ids, words) in zip(example_fields(example), prepared):
-            queries += [Query(ids, first, n, field.text[s:s + n]) for s, n, first in words]
-    found = iter(mlm.candidates(queries))
+    found = iter(_chunk_candidates(chunk, mlm, counts))
     for offset, (example, prepared) in enumerate(chunk):
         fields = example_fields(example)
         words = [[(s, n, c) for (s, n, _), c in zip(field_words, found) if c]
@@ -520,6 +536,10 @@ def augment_file(cfg: AugmentConfig, model_dir: str, input_path: str, output: st
             writer = OutputWriter(kind, f)
             for chunk in _slices(preparer.prepared(examples), CHUNK_EXAMPLES):
                 _augment_chunk(chunk, counts["examples"], mlm, cfg, writer, counts)
+                if len(chunk) == CHUNK_EXAMPLES:  # progress on long inputs
+                    rate = counts["examples"] / (time.perf_counter() - start)
+                    log(f"{counts['examples']} examples, {counts['copies written']} copies "
+                        f"({rate:.1f} examples/s)")
             writer.close()
     counts["seconds"] = time.perf_counter() - start
     note = describe_counts(input_path, reader_counts)

@@ -110,7 +110,9 @@ def test_span_answers_untouched_offsets_valid(model_dir, tmp_path):
         {"id": "q1", "question": "谁喜欢北京？", "answers": [{"text": "北京", "answer_start": 3}]},
         {"id": "q2", "question": "大家喜欢哪里？", "answers": [{"text": "上海", "answer_start": 12}]},
     ]}]}]}
-    got, _, _ = run(model_dir, tmp_path, "span", json.dumps(doc, ensure_ascii=False))
+    got, counts, _ = run(model_dir, tmp_path, "span", json.dumps(doc, ensure_ascii=False))
+    # the shared context's 7 words (each question protects one) are masked once, plus 3 + 3
+    assert counts["mlm queries"] == 7 + 3 + 3
     assert [(e.guid, e.question, e.context, e.answers) for e in got] == [
         ("q1", "谁喜欢北京？", context, (("北京", 3),)),
         ("q1-aug1", "们我们我们？", "我们们北京我们，我们我们我们。", (("北京", 3),)),
