@@ -187,10 +187,13 @@ def candidate_words(field: Field, cut: Callable[[str], list], starts: Sequence[i
     return out
 
 
-def prepare_examples(examples: Sequence) -> list[list[tuple[np.ndarray, list]]]:
-    """Per example, per field: (token ids, candidate words). Runs in a worker."""
+def prepare_examples(examples: Sequence, settings: tuple) -> list[list[tuple[np.ndarray, list]]]:
+    """Per example, per field: (token ids, candidate words). Runs in a worker; `settings` are
+    init_worker's arguments (loaded here, not in a pool initializer, so that an error reaches
+    the caller instead of making the pool restart workers forever)."""
     from tfcompact.text.offsets import tokenize_with_offsets
 
+    init_worker(*settings)
     tokenizer, cut = _WORKER["tokenizer"], _WORKER["cut"]
     out = []
     for example in examples:
@@ -226,7 +229,7 @@ class Preparer:
             if fork:
                 init_worker(*self.args)  # the children start with the dictionary loaded
             ctx = mp.get_context("fork" if fork else "spawn")
-            self.pool = ctx.Pool(self.num_workers, initializer=init_worker, initargs=self.args)
+            self.pool = ctx.Pool(self.num_workers)
 
     def __enter__(self) -> "Preparer":
         return self
@@ -243,13 +246,12 @@ class Preparer:
         """(example, its prepared fields) in input order; at most 2 slices a worker in flight."""
         slices = _slices(examples, SLICE_EXAMPLES)
         if self.pool is None:
-            init_worker(*self.args)
             for s in slices:
-                yield from zip(s, prepare_examples(s))
+                yield from zip(s, prepare_examples(s, self.args))
             return
         pending: collections.deque = collections.deque()
         for s in slices:
-            pending.append((s, self.pool.apply_async(prepare_examples, (s,))))
+            pending.append((s, self.pool.apply_async(prepare_examples, (s, self.args))))
             if len(pending) >= 2 * self.num_workers:
                 s0, result = pending.popleft()
                 yield from zip(s0, result.get())
@@ -507,31 +509,47 @@ def _augment_chunk(chunk: list, first_index: int, mlm: MlmCandidates, cfg: Augme
         counts["candidate words"] += sum(map(len, words))
 
 
-def augment_file(cfg: AugmentConfig, model_dir: str, input_path: str, output: str, kind: str,
-                 task_format: str = "", text_fields=None, label_field: Optional[str] = None,
-                 log: Callable[[str], None] = print) -> collections.Counter:
-    """Augment the task file `input_path` into `output` (written to a temp name, then renamed);
-    returns the counts (examples, copies written, words replaced, duplicates dropped)."""
-    from tfcompact.files import atomic_writer
-    from tfcompact.inputs.task_readers import describe_counts, read_examples
-    from tfcompact.modeldir import VOCAB_FILE, load_pretraining_model, read_model_dir
+def check_model_dir(cfg: AugmentConfig, model_dir: str) -> tuple[str, object]:
+    """(vocabulary path, Vocab) of a pretraining model directory, checked against the settings
+    before any work: its positions, its vocabulary, the segmenter being installed."""
+    from tfcompact.errors import DataError
+    from tfcompact.modeldir import VOCAB_FILE, read_model_dir
+    from tfcompact.text.segmenter import make_segmenter
     from tfcompact.text.tokenizer import Vocab
 
-    cfg.check()
-    start = time.perf_counter()
     info = read_model_dir(model_dir)
     positions = getattr(info.config, "max_position_embeddings", None)
     if positions is not None and cfg.max_seq_length > positions:
         raise ConfigError(f"--max_seq_length {cfg.max_seq_length}: the model in {model_dir} has "
                           f"{positions} positions")
     vocab_path = info.vocab_path or f"{model_dir}/{VOCAB_FILE}"
+    vocab = Vocab.load(vocab_path)
+    size = getattr(info.config, "vocab_size", None)
+    if size is not None and len(vocab) > size:
+        raise DataError(f"{vocab_path}: {len(vocab)} tokens, more than the model's vocab_size {size}")
+    make_segmenter(cfg.segmenter)  # rjieba not installed: refused here, not in a worker
+    return vocab_path, vocab
+
+
+def augment_file(cfg: AugmentConfig, model_dir: str, input_path: str, output: str, kind: str,
+                 task_format: str = "", text_fields=None, label_field: Optional[str] = None,
+                 log: Callable[[str], None] = print) -> collections.Counter:
+    """Augment the task file `input_path` into `output` (written to a temp name, then renamed);
+    returns the counts (examples, copies written, words replaced, duplicates dropped, ...)."""
+    from tfcompact.files import atomic_writer
+    from tfcompact.inputs.task_readers import describe_counts, read_examples
+    from tfcompact.modeldir import load_pretraining_model
+
+    cfg.check()
+    start = time.perf_counter()
+    vocab_path, vocab = check_model_dir(cfg, model_dir)
     reader_counts: collections.Counter = collections.Counter()
     examples = read_examples(kind, input_path, task_format, text_fields, label_field,
                              labelled=True, counts=reader_counts)
     counts: collections.Counter = collections.Counter()
     with Preparer(cfg, vocab_path) as preparer:
         dictionary = jieba_dictionary() if cfg.dictionary_words else None
-        mlm = MlmCandidates(load_pretraining_model(model_dir), Vocab.load(vocab_path), cfg, dictionary)
+        mlm = MlmCandidates(load_pretraining_model(model_dir), vocab, cfg, dictionary)
         with atomic_writer(output) as f:
             writer = OutputWriter(kind, f)
             for chunk in _slices(preparer.prepared(examples), CHUNK_EXAMPLES):

@@ -8,6 +8,7 @@ becomes 我们 and without it 们们.
 """
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -247,4 +248,10 @@ def test_command_overwrite_and_one_line_errors(model_dir, tmp_path, capsys):
     bad = tmp_path / "bad.tsv"
     bad.write_text("label\ttext_a\n1\t他们喜欢北京\n0\t北京\textra\n", encoding="utf-8")
     assert f"{bad}:3: 3 tab-separated columns, the header has 2" in error(*cli_args(model_dir, bad, fresh))
-    assert not fresh.exists() and sorted(os.listdir(tmp_path)) == ["bad.tsv", "in.tsv", "out.jsonl"]
+    broken = tmp_path / "model"
+    shutil.copytree(model_dir, broken)
+    os.remove(broken / "vocab.txt")
+    assert "vocab.txt: cannot read vocabulary" in error(*cli_args(str(broken), src, fresh))
+    assert "tfcompact.json: not found" in error(*cli_args(str(tmp_path), src, fresh))
+    assert not fresh.exists()
+    assert sorted(os.listdir(tmp_path)) == ["bad.tsv", "in.tsv", "model", "out.jsonl"]
