@@ -46,9 +46,33 @@ def test_recipe_values_match_the_published_ones():
     assert (electra.optimizer.name, electra.optimizer.learning_rate) == ("adamw", 5e-4)
     assert electra.data.max_predictions_per_seq == int((0.15 + 0.005) * 512)
     pkt = load_experiment(tpu_configs_dir() / "mobilebert_base_f4_zh_pkt.yaml")
-    assert pkt.distillation.kind == "mobilebert_pkt"
-    assert pkt.distillation.weights == {"hidden": 100.0, "attention": 1.0, "beta": 5000.0,
-                                        "gamma": 5.0}
+    weights = {(m.name, m.loss): (m.weight, m.variance_weight, m.reduction, m.gates)
+               for m in pkt.distillation.matches}
+    # MobileBERT's factors: feature map 100/L, attention 1/L, mean 5000/L, variance 5/L, gated.
+    assert weights == {("feature_map", "ln_mse"): (100.0, None, "mean", "progressive"),
+                       ("attention", "attention_ce"): (1.0, None, "mean", "progressive"),
+                       ("mean", "mean_var"): (5000.0, 5.0, "mean", "progressive")}
+    assert pkt.distillation.copy_from_teacher
+    lamb = load_experiment(tpu_configs_dir() / "mobilebert_base_f2_zh_pkt_lamb.yaml")
+    assert (lamb.optimizer.name, lamb.distillation.layerwise_lr) == ("lamb", "progressive")
+    assert lamb.optimizer.learning_rate == lamb.optimizer.end_learning_rate == 1.5e-3
+    main = load_experiment(tpu_configs_dir() / "mobilebert_base_f2_zh_main.yaml")
+    mlm = [m for m in main.distillation.matches if m.feature == "logits"]
+    assert [(m.loss, m.ground_truth_ratio) for m in mlm] == [("soft_ce", 0.5)]
+    tiny = load_experiment(tpu_configs_dir() / "tinybert_4l_312_zh_general.yaml")
+    assert {(m.feature, m.loss, m.projection, m.teacher_layers) for m in tiny.distillation.matches
+            } == {("attention", "attention_mse", "none", "uniform"),
+                  ("hidden", "mse", "linear", "uniform")}
+
+
+def test_base_takes_a_list_of_files_merged_in_order(tmp_path):
+    (tmp_path / "a.yaml").write_text("model: {preset: albert_tiny_zh}\ntrain: {batch_size: 8}\n")
+    (tmp_path / "b.yaml").write_text("train: {batch_size: 16, total_steps: 5}\n")
+    p = tmp_path / "exp.yaml"
+    p.write_text("base: [a.yaml, b.yaml]\nname: exp\ndata: {train: /d}\ntrain: {total_steps: 7}\n")
+    exp = load_experiment(p)
+    assert (exp.model.preset, exp.train.batch_size, exp.train.total_steps) == (
+        "albert_tiny_zh", 16, 7)
 
 
 def _write(tmp_path, text):

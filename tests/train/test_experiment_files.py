@@ -63,14 +63,16 @@ def test_missing_and_circular_bases_are_one_line_errors(tmp_path):
 
 
 def test_shipped_derived_files_are_short_and_resolve(tmp_path):
-    """Every shipped file with a base gives fewer lines than it inherits and loads."""
+    """Every shipped file derived from another experiment gives fewer lines than it inherits
+    and loads (a file whose base is a distillation recipe fragment is a whole experiment)."""
     derived = [f for f in list_experiment_files() if "base:" in f.read_text(encoding="utf-8")]
     assert len(derived) >= 20
     for f in derived:
         own = yaml.safe_load(f.read_text(encoding="utf-8"))
         exp = load_experiment(str(f))
         assert exp.name == own["name"] == f.stem
-        assert len(own) < 8, f
+        if not str(own["base"]).startswith("distill/"):
+            assert len(own) < 8, f
 
 
 def test_accelerator_folder_holds_only_accelerator_experiments():

@@ -446,8 +446,8 @@ def read_yaml_with_base(path: pathlib.Path, chain: tuple[pathlib.Path, ...] = ()
     for name in names if isinstance(names, list) else [names]:
         base = path.parent / str(name)
         if not isinstance(name, str) or not base.is_file():
-            raise ConfigError(f"{path}:{lines['base']}: 'base' must name experiment files "
-                              f"relative to it, got {name!r}")
+            raise ConfigError(f"{path}:{lines['base']}: 'base' must name an experiment file "
+                              f"(or a list of them) relative to it, got {name!r}")
         if base.resolve() in chain + (path.resolve(),):
             raise ConfigError(f"{path}:{lines['base']}: 'base' {name} includes this file again")
         base_raw, base_lines = read_yaml_with_base(base, chain + (path.resolve(),))
