@@ -119,6 +119,10 @@ class DistillationMatches:
     hard_label_weight: float = 0.0
     # `gates: progressive`: steps per layer pair (0: train.total_steps // pairs).
     steps_per_layer: int = 0
+    # same: teacher and student use one vocabulary (checked before training); map_tokens: the
+    # teacher reads the student's tokens mapped by string to its own ids ([UNK] when it lacks
+    # one) and its MLM logits are taken at the student's tokens.
+    vocab: str = "same"
 
 
 @dataclass
@@ -354,6 +358,8 @@ def check_matches(d: DistillationMatches, fail: Fail) -> None:
         check_match(m, fail, f"distillation.matches[{i}]")
     if d.steps_per_layer < 0:
         fail("distillation.steps_per_layer", f"must be >= 0, got {d.steps_per_layer}")
+    if d.vocab not in ("same", "map_tokens"):
+        fail("distillation.vocab", f"must be same or map_tokens, got {d.vocab!r}")
     if not math.isfinite(d.hard_label_weight) or d.hard_label_weight < 0:
         fail("distillation.hard_label_weight", f"must be >= 0, got {d.hard_label_weight}")
 

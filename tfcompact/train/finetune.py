@@ -42,7 +42,8 @@ from tfcompact.tasks import (BEST_DIR, TASK_FILE, TaskOptions, TaskSpec, is_task
 from tfcompact.text.tokenizer import FullTokenizer
 from tfcompact.train import summaries
 from tfcompact.train.checkpointing import NonFiniteWeightsError, RunCheckpoints
-from tfcompact.train.distill import build_distillation, check_same_vocab
+from tfcompact.train.distill import (build_distillation, check_same_vocab, prepare_teacher,
+                                     teacher_vocab_of)
 from tfcompact.train.loop import TrainLoop
 from tfcompact.train.preflight import check_model_dir_writable, check_resume_config
 from tfcompact.train.pretrain import RunOptions, precision_and_workdir
@@ -227,7 +228,8 @@ def element_spec(spec: TaskSpec, features: dict, per_replica_batch: int) -> dict
             for k, v in features.items()}
 
 
-def _task_models(exp: FinetuneExperiment, backbone: Backbone, spec: TaskSpec, total_steps: int):
+def _task_models(exp: FinetuneExperiment, backbone: Backbone, spec: TaskSpec, total_steps: int,
+                 log):
     """(model trained, its task-outputs view, frozen teacher or None, loss function, whether
     it returns replica shares, distillation projections or None); in the strategy's scope."""
     encoder = build_backbone_model(backbone)
@@ -238,6 +240,8 @@ def _task_models(exp: FinetuneExperiment, backbone: Backbone, spec: TaskSpec, to
         return trained, trained, None, task_objective(spec.kind, spec.num_labels), True, None
     teacher, _, _ = modeldir.load_task_model(exp.distillation.teacher, backbone_outputs=True)
     teacher.trainable = False
+    teacher = prepare_teacher(exp.distillation, teacher, backbone.vocab,
+                              teacher_vocab_of(exp.distillation.teacher), log)
     loss_of = TASK_LOSSES[spec.kind]
     d = build_distillation(exp.distillation, trained, teacher, total_steps=total_steps,
                            hard_loss=lambda o, b: loss_of(o, b, cross_replica=False),
@@ -252,7 +256,7 @@ def build_task_run(exp: FinetuneExperiment, info: StrategyInfo, backbone: Backbo
     t = exp.train
     with info.strategy.scope():
         trained, model, teacher, loss_fn, share, projections = _task_models(
-            exp, backbone, data.spec, schedule.total_steps)
+            exp, backbone, data.spec, schedule.total_steps, log)
         optimizer = make_optimizer(exp, schedule, backbone.config.num_hidden_layers)
     loop = TrainLoop(info.strategy, trained, optimizer, loss_fn,
                      element_spec(data.spec, data.train.encoded.features,
@@ -283,7 +287,8 @@ def check_teacher(exp: FinetuneExperiment, backbone: Backbone, spec: TaskSpec) -
             raise ConfigError(f"{exp.source}: distillation.teacher {teacher} was fine-tuned for "
                               f"{field} {getattr(tspec, field)!r}, this task has "
                               f"{getattr(spec, field)!r}")
-    check_same_vocab(backbone.vocab, os.path.join(teacher, modeldir.VOCAB_FILE), exp.source)
+    check_same_vocab(backbone.vocab, teacher_vocab_of(teacher), exp.source,
+                     exp.distillation.vocab)
 
 
 def restore_task_run(run: TaskRun) -> int:

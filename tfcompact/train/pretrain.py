@@ -35,7 +35,8 @@ from tfcompact.objectives.pretraining import pretraining_loss, pretraining_objec
 from tfcompact.optim import create_optimizer, pkt_learning_rate_multipliers
 from tfcompact.text.tokenizer import Vocab
 from tfcompact.train import summaries
-from tfcompact.train.distill import build_distillation, check_same_vocab, copy_from_teacher
+from tfcompact.train.distill import (build_distillation, check_same_vocab, copy_from_teacher,
+                                     prepare_teacher, teacher_vocab_of)
 from tfcompact.train.checkpointing import (NonFiniteWeightsError, RunCheckpoints,
                                            resolve_warm_start, warm_start)
 from tfcompact.train.experiment import Experiment, dump_experiment
@@ -121,11 +122,8 @@ def check_before_building(plan: Plan, info: StrategyInfo, options: RunOptions) -
     if exp.distillation is not None:
         teacher_dir = exp.distillation.teacher.checkpoint
         resolve_warm_start(teacher_dir, "distillation.teacher.checkpoint")
-        if tf.io.gfile.exists(os.path.join(teacher_dir, modeldir.CONFIG_FILE)):
-            teacher_vocab = os.path.join(teacher_dir, modeldir.VOCAB_FILE)
-            check_same_vocab(training_vocab(exp, plan.train_manifest),
-                             teacher_vocab if tf.io.gfile.exists(teacher_vocab) else None,
-                             exp.source)
+        check_same_vocab(training_vocab(exp, plan.train_manifest), teacher_vocab_of(teacher_dir),
+                         exp.source, exp.distillation.vocab)
 
 
 # ------------------------------------------------------------------------------ build
@@ -191,11 +189,14 @@ def build_run(plan: Plan, info: StrategyInfo, log: Log, write_dir: str | None) -
     """Model, teacher, optimizer, train loop and checkpoint manager for `plan`. `write_dir`
     is a private throwaway directory off the chief (every worker takes part in saving)."""
     exp = plan.exp
+    vocab = training_vocab(exp, plan.train_manifest)
     with info.strategy.scope():
         model, teacher, optimizer = _build_models(plan)
-        distillation = None if teacher is None else distillation_of(exp, plan.model.arch, model,
-                                                                     teacher)
-    vocab = training_vocab(exp, plan.train_manifest)
+        distillation = None
+        if teacher is not None:
+            teacher = prepare_teacher(exp.distillation, teacher, vocab,
+                                      teacher_vocab_of(exp.distillation.teacher.checkpoint), log)
+            distillation = distillation_of(exp, plan.model.arch, model, teacher)
     masking = _dynamic_masking(plan, vocab)
     micro_batch = exp.train.batch_size // exp.train.gradient_accumulation_steps
     element_spec = pretraining_element_spec(
