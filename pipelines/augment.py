@@ -8,8 +8,8 @@ are the segmenter's words:
 
 - a candidate word is a segmenter word made only of CJK ideographs (each one token), at most
   `MAX_WORD_CHARS` long; all its n characters are masked at once ([MASK] x n) in the original
-  text (one sentence, a window of `max_seq_length` tokens around the word) and the MLM head runs
-  once on that sequence;
+  text (each text of an example on its own: text_a, text_b, question, context; a window of
+  `max_seq_length` tokens around the word) and the MLM head runs once on that sequence;
 - replacements are n-character strings decoded from the n per-position distributions by beam
   search on the product of the probabilities (positions independent given the context): only
   single-ideograph tokens (no special tokens, no ``##`` pieces, nothing else), never the
@@ -370,7 +370,8 @@ class MlmCandidates:
 
     def decode(self, values: np.ndarray, indices: np.ndarray, original: str) -> list[str]:
         """Beam search over the positions: the top-K n-ideograph strings by summed log-probability
-        (ties: the better prefix, then the lower token id), the original excluded, dictionary words only for n >= 2."""
+        (ties: the better prefix, then the lower token id), the original excluded, dictionary
+        words only for n >= 2."""
         n, width = len(original), self.per_position
         words = self.dictionary if n >= 2 else None
         prefixes, scores = [""], np.zeros(1)
