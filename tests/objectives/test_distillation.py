@@ -472,12 +472,12 @@ def good_match():
      r"\(4\) to be a multiple of the student's \(3\)"),
     (Match(feature="hidden", loss="mse", student_layers=[1, 3], teacher_layers=[1, 2]),
      shapes(2, 6), shapes(2, 6),
-     r"distillation\.matches\[1\]\.student_layers: 3 is not a hidden layer of the student "
+     r"distillation\.matches\[1\]\.student_layers: 3 is not one of the hidden layers of the student "
      r"\(it has 0\.\.2\)"),
     (Match(feature="attention", loss="attention_mse", student_layers=[0], teacher_layers=[1]),
-     shapes(2, 6), shapes(2, 6), r"matches\[1\]\.student_layers: 0 is not a attention layer"),
+     shapes(2, 6), shapes(2, 6), r"matches\[1\]\.student_layers: 0 is not one of the attention layers"),
     (Match(feature="hidden", loss="mse", student_layers=[1], teacher_layers=[5]),
-     shapes(2, 6), shapes(4, 6), r"matches\[1\]\.teacher_layers: 5 is not a hidden layer of "
+     shapes(2, 6), shapes(4, 6), r"matches\[1\]\.teacher_layers: 5 is not one of the hidden layers of "
                                  r"the teacher \(it has 0\.\.4\)"),
     (Match(feature="hidden", loss="mse", student_layers=[1, 2], teacher_layers=[2]),
      shapes(2, 6), shapes(4, 6),

@@ -346,7 +346,7 @@ def _pairs(m: Match, student: FeatureShapes, teacher: FeatureShapes, key: str) -
     for side, layers, shapes in (("student", s_layers, student), ("teacher", t_layers, teacher)):
         bad = [layer for layer in layers if not top <= layer <= shapes.num_layers]
         if bad:
-            raise ConfigError(f"{key}.{side}_layers: {bad[0]} is not a {m.feature} layer of the "
+            raise ConfigError(f"{key}.{side}_layers: {bad[0]} is not one of the {m.feature} layers of the "
                               f"{side} (it has {top}..{shapes.num_layers})")
     return tuple(zip(s_layers, t_layers))
 
