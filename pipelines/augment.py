@@ -279,13 +279,9 @@ class Dictionary:
 def jieba_dictionary() -> Dictionary:
     """jieba's prefix dictionary (rjieba segments with the same word list), loaded the way the
     project's segmenter loads it (never from jieba's shared /tmp cache)."""
-    import jieba
+    from tfcompact.text.segmenter import jieba_word_frequencies
 
-    from tfcompact.text.segmenter import _load_jieba_dictionary, _package_version
-
-    tokenizer = jieba.Tokenizer()
-    _load_jieba_dictionary(tokenizer, getattr(jieba, "__version__", _package_version("jieba")))
-    return Dictionary(tokenizer.FREQ)
+    return Dictionary(jieba_word_frequencies())
 
 
 # ------------------------------------------------------------------------------ MLM candidates

@@ -137,6 +137,17 @@ def _load_jieba_dictionary(tokenizer, version: str) -> None:
 _WORDS_AND_SPACES = re.compile(r"\S+|\s+")
 
 
+def jieba_word_frequencies() -> dict:
+    """jieba's word list as {word: frequency} (rjieba segments with the same list), loaded the
+    way the segmenter loads it (never from jieba's shared /tmp cache); words have frequency > 0,
+    jieba's prefixes 0."""
+    import jieba
+
+    tokenizer = jieba.Tokenizer()
+    _load_jieba_dictionary(tokenizer, getattr(jieba, "__version__", _package_version("jieba")))
+    return tokenizer.FREQ
+
+
 def make_segmenter(name: str = "jieba") -> Segmenter:
     """Build a segmenter by name. jieba loads its dictionary on first use in each process (about
     0.2 s from tfcompact's private cache, 0.8 s without); rjieba needs `pip install tfcompact[fast]`."""
