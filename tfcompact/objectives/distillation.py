@@ -408,6 +408,11 @@ class DistillationProjections(keras.layers.Layer):
             self.dense[name].build((None, None, width))
         self.built = True
 
+    def trackable(self) -> tf.train.Checkpoint:
+        """The projections as checkpoint children by name (what a run's checkpoint saves
+        under `distillation`)."""
+        return tf.train.Checkpoint(**self.dense)
+
     def project(self, name: str, x):
         """The student feature `x` through projection `name`."""
         return self.dense[name](x)

@@ -94,7 +94,7 @@ class RunCheckpoints:
         self.model = model
         # `auxiliary`: training-only variables (distillation projections), saved and resumed
         # with the run under their own key, so that exports (which read `model`) never see them.
-        extra = {} if auxiliary is None else {"distillation": auxiliary}
+        extra = {} if auxiliary is None else {"distillation": auxiliary.trackable()}
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step,
                                               nonfinite_in_a_row=nonfinite_in_a_row, **extra)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
