@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the bad-input catalogue against the installed `tfcompact` command and print a table.
 
-    python tools/bad_input_catalogue.py [--only SUBSTRING] [--area data|export|train|tasks]
+    python tools/bad_input_catalogue.py [--only SUBSTRING] [--area data|export|train|tasks|distill]
 
 Each case (tools/bad_inputs/<area>.py) prepares real files in a fresh directory, runs
 `python -m tfcompact.cli ...` there in a subprocess, and passes when:
@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-AREAS = ("data", "export", "train", "tasks")
+AREAS = ("data", "export", "train", "tasks", "distill")
 
 
 def snapshot(root: pathlib.Path) -> dict[str, str]:
