@@ -9,6 +9,7 @@ Teacher: a BERT of 2 layers, hidden 32, fine-tuned here for a few steps. Student
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import keras
@@ -109,8 +110,6 @@ def stages(ws):
 
 
 def _summary(model_dir: str) -> dict:
-    import json
-
     with open(os.path.join(model_dir, "summary.json"), encoding="utf-8") as f:
         return json.load(f)
 
