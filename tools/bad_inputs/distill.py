@@ -108,6 +108,14 @@ def stage(rest: str = "", *args: str, base_recipe: str | None = TINYBERT_GENERAL
     return argv
 
 
+def _with_finetuned(make: Callable[[Path], list[str]]) -> Callable[[Path], list[str]]:
+    """`make`, with the base's fine-tuned classifier copied in beside it."""
+    def argv(tmp: Path) -> list[str]:
+        copy(tmp, "finetuned")
+        return make(tmp)
+    return argv
+
+
 def matches(*entries: str) -> str:
     """A `distillation.matches` list (replacing the recipe's) of flow-style entries."""
     return "  matches:\n" + "".join(f"    - {{{e}}}\n" for e in entries)
@@ -145,12 +153,16 @@ def albert_student(**sizes: int) -> tuple[str, ...]:
 
 def task_stage(*args: str, teacher: str = "finetuned", match_text: str = INTERMEDIATE,
                files: dict[str, str | bytes] | None = None, command: str = "distill",
-               section: bool = True) -> Callable[[Path], list[str]]:
+               section: bool = True, damage: Callable[[Path], object] | None = None
+               ) -> Callable[[Path], list[str]]:
     """A task distillation stage: the base's pretrained student (model.init), its fine-tuned
-    classifier as the teacher, the base's train/dev splits; `files` written over them."""
+    classifier as the teacher, the base's train/dev splits; `files` written over them, then
+    `damage(tmp)`."""
     def argv(tmp: Path) -> list[str]:
         for name in ("pretrained", "finetuned", "train.tsv", "dev.tsv", "vocab.txt"):
             copy(tmp, name)
+        if damage:
+            damage(tmp)
         for name, data in (files or {}).items():
             write(tmp, name, data)
         line = f"  teacher: {tmp / teacher}\n" if teacher else "  hard_label_weight: 0.0\n"
@@ -187,7 +199,7 @@ CASES = [
     # -- distill: the configuration of a pretraining stage -------------------------------------
     Case("distill: a pretraining experiment without a distillation section",
          without_distillation, "stage.yaml: no distillation section"),
-    Case("distill: old key distillation.kind (line 25)", stage("  kind: tinybert_general\n"),
+    Case("distill: old key distillation.kind", stage("  kind: tinybert_general\n"),
          "stage.yaml: distillation.kind is no longer read"),
     Case("distill: matches[0].loss kl for feature hidden",
          stage(matches("feature: hidden, loss: kl")),
@@ -216,9 +228,12 @@ CASES = [
          stage("", "--set", "distillation.vocab=other"),
          "(--set distillation.vocab=other): 'distillation.vocab' must be same or map_tokens"),
     Case("distill: hard_label_weight nan", stage("  hard_label_weight: .nan\n"),
-         "stage.yaml:25: 'distillation.hard_label_weight' must be >= 0"),
+         "stage.yaml:25: 'distillation.hard_label_weight' must be a finite number"),
     Case("distill: --teacher a directory that does not exist", stage("", "--teacher", "nowhere"),
          "nowhere"),
+    Case("distill: --teacher a fine-tuned directory for a pretraining stage",
+         _with_finetuned(stage("", "--teacher", "finetuned")),
+         "distillation.teacher.checkpoint finetuned"),
     Case("distill: --seeds 2 for a pretraining stage", stage("", "--seeds", "2"),
          "--seeds 2: only task distillation stages run several seeds"),
     # -- distill: a task stage against its models ----------------------------------------------
@@ -234,6 +249,10 @@ CASES = [
          "distillation.teacher nowhere is not a fine-tuned model directory"),
     Case("distill: teacher fine-tuned for labels 0/1, the task has 0/1/2",
          task_stage(files={"train.tsv": THREE_LABELS}), "was fine-tuned for labels ['0', '1']"),
+    Case("distill: vocab map_tokens with a teacher without vocab.txt",
+         task_stage(match_text="  vocab: map_tokens\n" + INTERMEDIATE,
+                    damage=lambda tmp: (tmp / "finetuned" / "vocab.txt").unlink()),
+         "distillation.vocab map_tokens needs the student's and the teacher's vocab.txt"),
     Case("distill: student with another vocabulary than the teacher",
          task_stage(*albert_student(vocab_size=len(VOCAB) + 3),
                     files={"vocab.txt": OTHER_VOCAB}),
@@ -241,7 +260,7 @@ CASES = [
     Case("distill: hidden widths 16 vs 32 with projection none",
          task_stage(*albert_student(hidden_size=16, intermediate_size=32),
                     match_text=matches("feature: hidden, loss: mse")),
-         "'distillation.matches[0]: student layer 0 is 16 wide, teacher layer 0 32: add "
+         "distillation.matches[0]: student layer 0 is 16 wide, teacher layer 0 32: add "
          "'projection: linear'"),
     Case("distill: attention match with 4 student heads, 2 teacher heads",
          task_stage(*albert_student(num_attention_heads=4),
@@ -261,7 +280,7 @@ CASES = [
          augment(model="notamodel", files={"notamodel/readme.txt": "hello\n"}),
          "notamodel/tfcompact.json: not found"),
     Case("augment: --model_dir a fine-tuned directory",
-         augment(model="finetuned"), "finetuned"),
+         augment(model="finetuned"), "fine-tuned"),
     Case("augment: input TSV row 5 with 3 columns", augment(files={"train.tsv": BAD_ROW_5}),
          "train.tsv:5: 3 tab-separated columns"),
     Case("augment: CoNLL input with a one-column line 4 (tagging)",
