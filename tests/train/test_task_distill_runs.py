@@ -13,6 +13,7 @@ import json
 import os
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
@@ -206,3 +207,32 @@ def test_fine_tuned_init_without_distillation_is_still_refused(ws, tmp_path):
     del raw["distillation"]
     message = _one_line_error(raw)
     assert f"model.init {ws['teacher']} is a fine-tuned model directory" in message
+
+
+def _weights(model_dir: str) -> dict:
+    prefix = tf.train.latest_checkpoint(os.path.join(model_dir, modeldir.CHECKPOINT_DIR))
+    reader = tf.train.load_checkpoint(prefix)
+    return {n: reader.get_tensor(n) for n, _ in tf.train.list_variables(prefix)
+            if n.startswith("model/")}
+
+
+def test_precomputed_teacher_logits_train_as_the_online_teacher(ws, stages, tmp_path):
+    """Stage 2 with the teacher's logits computed once gives the weights of stage 2 with the
+    teacher beside the student (same data order, same targets up to float rounding)."""
+    runs = {}
+    for mode in ("online", "precomputed"):
+        raw = _distill_raw(ws, tmp_path, model={"init": stages["one"]},
+                           train={"model_dir": str(tmp_path / mode), "batch_size": 16,
+                                  "epochs": 2, "steps_per_loop": 4, "seed": 7})
+        raw["distillation"]["teacher_logits"] = mode
+        run_finetuning(finetune_experiment_from_dict(raw, source="exp.yaml"), RunOptions(log=_quiet))
+        runs[mode] = _weights(str(tmp_path / mode))
+    assert runs["online"].keys() == runs["precomputed"].keys()
+    for name, value in runs["online"].items():
+        np.testing.assert_allclose(runs["precomputed"][name], value, rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+    bad = _distill_raw(ws, tmp_path)
+    bad["distillation"]["teacher_logits"] = "precomputed"
+    bad["distillation"]["matches"].append({"feature": "hidden", "loss": "mmd"})
+    with pytest.raises(ConfigError, match=r"distillation.teacher_logits.*logits matches only"):
+        finetune_experiment_from_dict(bad, source="exp.yaml")

@@ -49,8 +49,8 @@ from tfcompact.train.preflight import check_model_dir_writable, check_resume_con
 from tfcompact.train.pretrain import RunOptions, precision_and_workdir
 from tfcompact.train.strategy import StrategyInfo, is_chief, resolve_strategy
 from tfcompact.train.task_experiment import FinetuneExperiment, dump_finetune_experiment
-from tfcompact.train.task_predict import (Split, evaluate_split, read_examples_of, read_split,
-                                          write_predictions)
+from tfcompact.train.task_predict import (Split, evaluate_split, predict_outputs, read_examples_of,
+                                          read_split, write_predictions)
 
 EXPERIMENT_FILE = "experiment.yaml"
 EVALS_FILE = "evals.json"
@@ -250,6 +250,27 @@ def _task_models(exp: FinetuneExperiment, backbone: Backbone, spec: TaskSpec, to
             d.projections)
 
 
+TEACHER_FEATURE = "teacher_"  # prefix of the precomputed teacher logits in the batch
+
+
+def precompute_teacher_logits(info: StrategyInfo, teacher, spec: TaskSpec, data: TaskData,
+                              batch_size: int, loss_fn, log):
+    """Run the teacher once over the training features and add its logits to them (keys
+    `teacher_<output>`); the loss then reads the teacher's logits from the batch."""
+    start = time.time()
+    logits = predict_outputs(info.strategy, task_outputs_view(teacher, spec.kind),
+                             data.train.encoded.features, batch_size)
+    for name, values in logits.items():
+        data.train.encoded.features[TEACHER_FEATURE + name] = values.astype("float32")
+    log(f"teacher logits precomputed for {len(next(iter(logits.values())))} training features "
+        f"in {time.time() - start:.0f}s")
+
+    def from_batch(outputs, batch, teacher_outputs, step):
+        return loss_fn(outputs, batch, {n: batch[TEACHER_FEATURE + n] for n in logits}, step)
+
+    return from_batch
+
+
 def build_task_run(exp: FinetuneExperiment, info: StrategyInfo, backbone: Backbone,
                    data: TaskData, log, write_dir: str | None) -> TaskRun:
     schedule = make_schedule(exp, len(data.train.encoded.features["input_ids"]))
@@ -258,6 +279,10 @@ def build_task_run(exp: FinetuneExperiment, info: StrategyInfo, backbone: Backbo
         trained, model, teacher, loss_fn, share, projections = _task_models(
             exp, backbone, data.spec, schedule.total_steps, log)
         optimizer = make_optimizer(exp, schedule, backbone.config.num_hidden_layers)
+    if teacher is not None and exp.distillation.teacher_logits == "precomputed":
+        loss_fn = precompute_teacher_logits(info, teacher, data.spec, data,
+                                            t.eval_batch_size or t.batch_size, loss_fn, log)
+        teacher = None
     loop = TrainLoop(info.strategy, trained, optimizer, loss_fn,
                      element_spec(data.spec, data.train.encoded.features,
                                   t.batch_size // info.num_replicas),

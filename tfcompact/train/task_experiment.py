@@ -101,6 +101,10 @@ class TaskDistillationSpec(DistillationMatches):
     teacher's features and predictions on the task's (possibly augmented) training data."""
 
     teacher: str = ""  # the teacher's fine-tuned model directory (`tfcompact finetune` output)
+    # online: the teacher runs beside the student at every step; precomputed: its logits on the
+    # training split are computed once at the start (logits matches only), so that epochs over
+    # (augmented) data cost no teacher forward pass.
+    teacher_logits: str = "online"
 
 
 @dataclass
@@ -210,6 +214,14 @@ def finetune_experiment_from_dict(raw: Mapping, source: str = "<dict>",
         if not exp.distillation.teacher:
             fail("distillation.teacher", "is required (the teacher's fine-tuned model directory)")
         check_matches(exp.distillation, fail)
+        d = exp.distillation
+        if d.teacher_logits not in ("online", "precomputed"):
+            fail("distillation.teacher_logits", f"must be online or precomputed, got "
+                                                f"{d.teacher_logits!r}")
+        if d.teacher_logits == "precomputed" and any(m.feature != "logits" for m in d.matches):
+            fail("distillation.teacher_logits", "precomputed needs logits matches only (hidden "
+                                                "states and attention come from the teacher at "
+                                                "every step)")
     _check_task(exp.task, fail)
     _check_model(exp.model, fail)
     _check_numbers(exp, fail)
