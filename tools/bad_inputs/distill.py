@@ -21,11 +21,22 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 from bad_inputs.common import Case, Path, corpus, tfcompact
-from bad_inputs.tasks import (BAD_ROW_5, CHARS, NER, ROWS, VOCAB, base, conll, copy, task_config,
-                              tsv, write)
+from bad_inputs.tasks import (
+    BAD_ROW_5,
+    CHARS,
+    NER,
+    ROWS,
+    VOCAB,
+    base,
+    conll,
+    copy,
+    task_config,
+    tsv,
+    write,
+)
 
 _STAGE: dict[str, Path] = {}
 
@@ -90,17 +101,17 @@ distillation:
 TINYBERT_GENERAL = "tinybert_general"
 
 
-def stage(rest: str = "", *args: str, base_recipe: str | None = TINYBERT_GENERAL,
-          text: str | None = None) -> Callable[[Path], list[str]]:
+def stage(rest: str = "", *args: str, base_recipe: str | None = TINYBERT_GENERAL
+          ) -> Callable[[Path], list[str]]:
     """A pretraining distillation stage: TinyBERT's general recipe (`base:`) for a student of the
-    teacher's size, with `rest` appended to the distillation section (or the whole file `text`)."""
+    teacher's size, with `rest` appended to the distillation section."""
     def argv(tmp: Path) -> list[str]:
         shared = stage_base()
         shutil.copytree(shared / "data", tmp / "data")
         shutil.copyfile(shared / "teacher.json", tmp / "teacher.json")
         copy(tmp, "pretrained")
         base_line = f"base: {recipe(base_recipe)}" if base_recipe else "# no base"
-        config = text if text is not None else STAGE.format(
+        config = STAGE.format(
             base=base_line, data=tmp / "data", model_dir=tmp / "model",
             teacher_json=tmp / "teacher.json", teacher=tmp / "pretrained", rest=rest)
         path = write(tmp, "stage.yaml", config)
@@ -142,9 +153,9 @@ INTERMEDIATE = matches("feature: attention, loss: attention_mse",
 def albert_student(**sizes: int) -> tuple[str, ...]:
     """`--set`s for a randomly initialised ALBERT student of the base's vocabulary: the
     teacher's sizes except `sizes`."""
-    config = dict(vocab_size=len(VOCAB), num_hidden_layers=2, hidden_size=32,
-                  num_attention_heads=2, intermediate_size=64, embedding_size=16,
-                  max_position_embeddings=64)
+    config = {"vocab_size": len(VOCAB), "num_hidden_layers": 2, "hidden_size": 32,
+              "num_attention_heads": 2, "intermediate_size": 64, "embedding_size": 16,
+              "max_position_embeddings": 64}
     config.update(sizes)
     inline = ", ".join(f"{k}: {v}" for k, v in config.items())
     return ("--set", "model.init=null", "--set", "model.preset=albert_tiny_zh",
@@ -301,7 +312,8 @@ CASES = [
          "--num_copies -3: expected at least 1"),
     Case("augment: --top_k 0", augment("--top_k", "0"), "--top_k 0: expected at least 1"),
     Case("augment: --max_seq_length 128 beyond the model's 64 positions",
-         augment("--max_seq_length", "128"), "--max_seq_length 128: the model in pretrained has 64"),
+         augment("--max_seq_length", "128"),
+         "--max_seq_length 128: the model in pretrained has 64"),
     Case("augment: --kind regression", augment(kind="regression"),
          "--kind: expected one of classification, tagging, span"),
     Case("augment: --task_format tsv for a tagging kind", augment("--task_format", "tsv",
