@@ -514,6 +514,11 @@ def check_model_dir(cfg: AugmentConfig, model_dir: str) -> tuple[str, object]:
     from tfcompact.text.segmenter import make_segmenter
     from tfcompact.text.tokenizer import Vocab
 
+    from tfcompact.tasks import TASK_FILE, is_task_dir
+
+    if is_task_dir(model_dir):
+        raise ConfigError(f"--model_dir {model_dir} is a fine-tuned model directory ({TASK_FILE}); "
+                          f"augmentation needs a pretraining model directory (its MLM head)")
     info = read_model_dir(model_dir)
     positions = getattr(info.config, "max_position_embeddings", None)
     if positions is not None and cfg.max_seq_length > positions:

@@ -205,13 +205,14 @@ def resolve_warm_start(path: str, field: str = "init_checkpoint") -> str:
                           f"released TF1 checkpoint run `tfcompact import-tf1` first")
 
 
-def warm_start(model, init_checkpoint: str) -> str:
-    """Load only the model weights of another model directory (or a checkpoint prefix in one)."""
-    prefix = resolve_warm_start(init_checkpoint)
+def warm_start(model, init_checkpoint: str, field: str = "init_checkpoint") -> str:
+    """Load only the model weights of another model directory (or a checkpoint prefix in one);
+    errors name `field` (the config key that gave the directory)."""
+    prefix = resolve_warm_start(init_checkpoint, field)
     try:
         modeldir.checkpoint_model_variable_count(prefix, "model")
     except CheckpointError:
-        raise CheckpointError(f"init_checkpoint {prefix}: not a tfcompact training checkpoint "
+        raise CheckpointError(f"{field} {prefix}: not a tfcompact training checkpoint "
                               f"(no 'model' object); import TF1 checkpoints with "
                               f"`tfcompact import-tf1`") from None
     try:
@@ -219,6 +220,6 @@ def warm_start(model, init_checkpoint: str) -> str:
         status.expect_partial()  # heads the source lacks (e.g. a new SOP head) stay initialised
         status.assert_nontrivial_match()
     except (tf.errors.OpError, AssertionError, ValueError) as e:
-        raise CheckpointError(f"init_checkpoint {prefix}: does not match the model being "
+        raise CheckpointError(f"{field} {prefix}: does not match the model being "
                               f"trained ({_first_line(e)})") from None
     return prefix

@@ -33,6 +33,7 @@ from tfcompact.inputs.pretraining import (data_loss_error, pretraining_dataset,
 from tfcompact.models import build_pretraining_model
 from tfcompact.objectives.pretraining import pretraining_loss, pretraining_objective
 from tfcompact.optim import create_optimizer, pkt_learning_rate_multipliers
+from tfcompact.tasks import is_task_dir
 from tfcompact.text.tokenizer import Vocab
 from tfcompact.train import summaries
 from tfcompact.train.distill import (build_distillation, check_same_vocab, copy_from_teacher,
@@ -121,6 +122,11 @@ def check_before_building(plan: Plan, info: StrategyInfo, options: RunOptions) -
         resolve_warm_start(exp.train.init_checkpoint, "init_checkpoint")
     if exp.distillation is not None:
         teacher_dir = exp.distillation.teacher.checkpoint
+        if is_task_dir(teacher_dir):
+            raise ConfigError(f"{exp.source}: distillation.teacher.checkpoint {teacher_dir} is a "
+                              f"fine-tuned model directory; a pretraining stage needs a pretrained "
+                              f"teacher (task distillation: a fine-tuning experiment with a "
+                              f"distillation section)")
         resolve_warm_start(teacher_dir, "distillation.teacher.checkpoint")
         check_same_vocab(training_vocab(exp, plan.train_manifest), teacher_vocab_of(teacher_dir),
                          exp.source, exp.distillation.vocab)
@@ -174,7 +180,7 @@ def _build_models(plan: Plan):
     teacher = None
     if plan.teacher is not None:
         teacher = build_pretraining_model(plan.teacher.arch, plan.teacher.config, name="teacher")
-        warm_start(teacher, exp.distillation.teacher.checkpoint)
+        warm_start(teacher, exp.distillation.teacher.checkpoint, "distillation.teacher.checkpoint")
         teacher.trainable = False
     o = exp.optimizer
     optimizer = create_optimizer(
