@@ -236,6 +236,10 @@ def _line_map(text: str, source: str) -> dict[str, int]:
                 key = f"{prefix}.{k.value}" if prefix else str(k.value)
                 lines[key] = k.start_mark.line + 1
                 walk(v, key)
+        elif isinstance(node, yaml.SequenceNode):  # list items: key[i] (distillation.matches)
+            for i, item in enumerate(node.value):
+                lines[f"{prefix}[{i}]"] = item.start_mark.line + 1
+                walk(item, f"{prefix}[{i}]")
 
     if root is not None:
         walk(root, "")
