@@ -48,6 +48,27 @@ def snapshot(root: pathlib.Path) -> dict[str, str]:
     return out
 
 
+def check_in_process(case, directory: pathlib.Path, capsys) -> None:
+    """The catalogue's verdict for `case` run in this process (pytest, with `directory` the
+    working directory and `capsys` pytest's fixture): exit status, a last stderr line that is
+    the command's one-line error with the expected text, no traceback, no file changed."""
+    from tfcompact.cli import main as cli_main
+
+    argv = case.argv(directory)
+    before = snapshot(directory)
+    capsys.readouterr()
+    code = cli_main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == case.exit_code, err
+    assert "Traceback" not in err, err
+    assert lines and lines[-1].startswith(f"tfcompact {argv[0]}: error: "), err
+    assert case.expect in lines[-1], lines[-1]
+    after = snapshot(directory)
+    changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+    assert not changed, changed
+
+
 def run_case(case) -> tuple[int | None, str, str]:
     """(exit status, last stderr line, verdict) of one case."""
     with tempfile.TemporaryDirectory(prefix="tfcompact-bad-") as tmp:

@@ -13,7 +13,7 @@ import pytest
 TOOLS = pathlib.Path(__file__).resolve().parents[2] / "tools"
 sys.path.insert(0, str(TOOLS))
 
-from bad_input_catalogue import snapshot  # noqa: E402
+from bad_input_catalogue import check_in_process, snapshot  # noqa: E402
 from bad_inputs import export as catalogue  # noqa: E402
 from conftest import make_model_dir  # noqa: E402  (tests/interop/conftest.py, imported at collection)
 
@@ -31,22 +31,8 @@ def base():
 
 @pytest.mark.parametrize("case", catalogue.CASES, ids=[c.name for c in catalogue.CASES])
 def test_bad_input(case, base, tmp_path, monkeypatch, capsys):
-    from tfcompact.cli import main
-
     monkeypatch.chdir(tmp_path)
-    argv = case.argv(tmp_path)
-    before = snapshot(tmp_path)
-    capsys.readouterr()
-    code = main(argv)
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == case.exit_code, err
-    assert "Traceback" not in err, err
-    assert lines and lines[-1].startswith(f"tfcompact {argv[0]}: error: "), err
-    assert case.expect in lines[-1], lines[-1]
-    after = snapshot(tmp_path)
-    changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
-    assert not changed, changed
+    check_in_process(case, tmp_path, capsys)
 
 
 def test_catalogue_names_are_unique():

@@ -13,7 +13,7 @@ import pytest
 TOOLS = pathlib.Path(__file__).resolve().parents[2] / "tools"
 sys.path.insert(0, str(TOOLS))
 
-from bad_input_catalogue import snapshot  # noqa: E402
+from bad_input_catalogue import check_in_process  # noqa: E402
 from bad_inputs import distill as catalogue  # noqa: E402
 
 SUBSET = (
@@ -39,17 +39,5 @@ def test_the_subset_names_catalogue_cases():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input(case, tmp_path, monkeypatch, capsys):
-    from tfcompact.cli import main
-
     monkeypatch.chdir(tmp_path)
-    argv = case.argv(tmp_path)
-    before = snapshot(tmp_path)
-    capsys.readouterr()
-    code = main(argv)
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == case.exit_code, err
-    assert "Traceback" not in err, err
-    assert lines and lines[-1].startswith(f"tfcompact {argv[0]}: error: "), err
-    assert case.expect in lines[-1], lines[-1]
-    assert snapshot(tmp_path) == before
+    check_in_process(case, tmp_path, capsys)
