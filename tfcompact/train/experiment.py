@@ -198,8 +198,10 @@ def cpu_example_path() -> pathlib.Path:
 
 def list_experiment_files() -> list[pathlib.Path]:
     """Every shipped experiment YAML: the accelerator experiments, sorted by name, then the
-    CPU example."""
-    return sorted(tpu_configs_dir().glob("*.yaml")) + [cpu_example_path()]
+    CPU examples (the quickstart's and the distillation stages on its outputs)."""
+    data = cpu_example_path().parent
+    return sorted(tpu_configs_dir().glob("*.yaml")) + [cpu_example_path()] + sorted(
+        data.glob("distill_*_cpu.yaml"))
 
 
 def resolve_config_path(name_or_path: str) -> pathlib.Path:
@@ -370,8 +372,9 @@ def check_matches(d: DistillationMatches, fail: Fail) -> None:
 
 def _check_distillation(d: DistillationSpec, fail: Fail) -> None:
     t = d.teacher
-    if bool(t.preset) == bool(t.config_file):
-        fail("distillation.teacher", "needs exactly one of 'preset' or 'config_file'")
+    if t.preset and t.config_file:
+        fail("distillation.teacher", "takes 'preset' or 'config_file', not both (or neither: "
+                                     "the teacher's model directory gives its config)")
     if t.config_file and not t.arch:
         fail("distillation.teacher.arch", "is required with a teacher config_file")
     if not t.checkpoint:

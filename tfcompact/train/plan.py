@@ -6,11 +6,13 @@ the same way on the laptop that submits it and on the TPU VM that runs it.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Mapping
 
 import tensorflow as tf
 
 from tfcompact.configs import get_preset, resolve_model
+from tfcompact import modeldir
 from tfcompact.errors import ConfigError, DataError
 from tfcompact.train.experiment import Experiment, ModelSpec, TeacherSpec
 from tfcompact.inputs.manifest import read_data_manifest
@@ -64,6 +66,19 @@ def resolve_model_section(spec: ModelSpec | TeacherSpec, manifest: Mapping | Non
     return ModelChoice(resolved.arch, resolved.config, resolved.preset_name, head)
 
 
+def resolve_teacher(spec: TeacherSpec, manifest: Mapping | None, source: str) -> ModelChoice:
+    """The teacher's architecture and config: its preset or config file, else the model
+    directory it is loaded from (`tfcompact.json`)."""
+    if spec.preset or spec.config_file:
+        return resolve_model_section(spec, manifest, source, "distillation.teacher")
+    if not tf.io.gfile.exists(os.path.join(spec.checkpoint, modeldir.CONFIG_FILE)):
+        raise ConfigError(f"{source}: distillation.teacher needs 'preset' or 'config_file' when "
+                          f"its checkpoint {spec.checkpoint} is not a model directory (no "
+                          f"{modeldir.CONFIG_FILE})")
+    info = modeldir.read_model_dir(spec.checkpoint)
+    return ModelChoice(info.arch, info.config, info.preset, info.sentence_head)
+
+
 def read_manifests(exp: Experiment) -> dict[str, dict]:
     """The manifests of data.train and (when evaluated) data.eval, by field name."""
     manifests = {"data.train": read_data_manifest(exp.data.train, "data.train")}
@@ -88,8 +103,7 @@ def make_plan(exp: Experiment, manifests: Mapping[str, dict] | None = None) -> P
     exp = sizes_from_data(exp, train)
     teacher = None
     if exp.distillation is not None:
-        teacher = resolve_model_section(exp.distillation.teacher, train, exp.source,
-                                        "distillation.teacher")
+        teacher = resolve_teacher(exp.distillation.teacher, train, exp.source)
     return Plan(exp, manifests, resolve_model_section(exp.model, train, exp.source), teacher)
 
 
