@@ -229,7 +229,7 @@ def test_mean_var_original_broadcast_compares_each_layer_with_all_teacher_layers
     s_out = {"hidden_states": hidden_states(2, 6)}
     t_out = {"hidden_states": hidden_states(2, 6)}
     match = Match(feature="hidden", loss="mean_var", student_layers="encoder",
-                  teacher_layers="same", original_broadcast=True)
+                  teacher_layers="same", reproduce_original_broadcast_bug=True)
     total, metrics = run(build([match], shapes(2, 6), shapes(2, 6)), s_out, t_out)
     # Statistics of the stack of every teacher hidden state (embeddings too): [L+1, B, S, 1],
     # broadcast against each student layer's [B, S, 1].
@@ -625,7 +625,7 @@ def test_teacher_tensors_get_no_gradient_and_the_student_and_projection_do():
                Match(feature="attention", loss="attention_mse"),
                Match(feature="attention", loss="attention_kl", teacher_layers=[1, 2]),
                Match(feature="hidden", loss="mean_var", student_layers=[1], teacher_layers=[2],
-                     projection="linear", projection_name="fit", original_broadcast=True),
+                     projection="linear", projection_name="fit", reproduce_original_broadcast_bug=True),
                Match(feature="logits", loss="soft_ce", ground_truth_ratio=0.5)]
     resolved = D.resolve_matches(matches, student, teacher)
     projections = D.DistillationProjections(D.projection_sizes(resolved, student, teacher))

@@ -231,7 +231,7 @@ def test_mobilebert_pkt_recipe_equals_the_gated_original_transfer(step):
 def test_mobilebert_pkt_with_three_layers_and_the_released_broadcast_statistics(step):
     student, teacher = mobilebert_pair(layers=3)
     recipe = load_recipe("mobilebert_pkt")
-    matches = [dataclasses.replace(m, original_broadcast=(m.loss == "mean_var"))
+    matches = [dataclasses.replace(m, reproduce_original_broadcast_bug=(m.loss == "mean_var"))
                for m in recipe.matches]
     loss_fn, _ = objective("mobilebert_pkt", student, teacher, total_steps=18, matches=matches)
     total, metrics = run(loss_fn, student, teacher, {"input_mask": INPUT_MASK}, step=step)

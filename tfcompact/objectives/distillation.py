@@ -23,8 +23,9 @@ Losses (one layer pair; teacher terms are constants, arithmetic in float32):
                  MobileBERT's feature-map transfer (`run_pretraining.py`)
   mean_var       mean((mu_t - mu_s)^2) * weight + mean(|var_t - var_s|) * variance_weight of
                  the per-token statistics over the hidden axis; MobileBERT's mean/variance
-                 transfer (`original_broadcast` reproduces its released code, which compares
-                 each student layer with the statistics of the stack of ALL teacher layers)
+                 transfer (`reproduce_original_broadcast_bug` reproduces its released code,
+                 which compares each student layer with the statistics of the stack of ALL
+                 teacher layers)
   cos            mean(1 - cos(s, t)) over tokens
   mmd            mean((s s^T / H_s - t t^T / H_t)^2): the tokens' Gram matrices, which need
                  no projection between widths (TextBrewer's mmd loss, one layer per side)
@@ -102,7 +103,8 @@ class Match:
     masked_threshold: float = -100.0  # attention_mse: entries <= this are masked
     token_mask: bool = False  # state losses: average over real (input_mask) tokens only
     gates: str = "none"
-    original_broadcast: bool = False  # mean_var: MobileBERT's released (broadcast) statistics
+    # mean_var: the statistics of MobileBERT's released code (all teacher layers at once)
+    reproduce_original_broadcast_bug: bool = False
     name: str = ""  # the metric's name (default: <feature>_<loss>)
 
 
@@ -534,7 +536,7 @@ def _layer_terms(r: ResolvedMatch, outputs, batch, teacher_outputs, projections,
     if m.token_mask and "input_mask" in batch:
         token_weights = as_float32(batch["input_mask"])
     moments = None
-    if m.original_broadcast:
+    if m.reproduce_original_broadcast_bug:
         moments = token_moments(tf.stack([_teacher(h) for h in teacher_outputs["hidden_states"]]))
     main, variance = [], []
     for s_layer, t_layer in r.pairs:
