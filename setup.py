@@ -38,6 +38,8 @@ setup(
         "snownlp==0.12.3",
         # TF 2.21 needs protobuf >= 6.31.1; apache-beam 2.77 needs < 7: 6.33 serves both.
         "protobuf>=6.31.1,<7",
+        # HuggingFace export/import (`model.safetensors`) through its numpy API: no torch needed.
+        "safetensors>=0.4.3",
     ],
     extras_require={
         "fast": ["rjieba>=0.2.2"],

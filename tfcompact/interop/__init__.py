@@ -8,8 +8,10 @@
 - `savedmodel` / `preprocessing`: TF Hub "common SavedModel API for text" encoder and
   preprocessor; text -> embeddings needs only TensorFlow and tensorflow-text.
 - `tflite`: fixed-shape TFLite export (fp32, fp16, dynamic-range) and the SavedModel check.
+- `hf_names` / `huggingface`: HuggingFace directories (config.json + model.safetensors) out and
+  in, without torch.
 - `hf_parity`: optional check that HuggingFace's TF1 loaders read our exports exactly.
 """
 
 # `tfcompact export --format`: here so the command line can list them without importing TensorFlow.
-EXPORT_FORMATS = ("tf1", "savedmodel", "tflite")
+EXPORT_FORMATS = ("tf1", "savedmodel", "tflite", "huggingface")
