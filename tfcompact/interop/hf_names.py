@@ -87,10 +87,6 @@ def _check_representable(arch: str, config) -> None:
             if getattr(config, key) != value:
                 raise ConfigError(f"{key}={getattr(config, key)!r}: HuggingFace's ALBERT has no such "
                                   f"variant (only {key}={value!r}); export it as tf1 or savedmodel")
-    if arch == "mobilebert" and config.use_bottleneck_attention and config.key_query_shared_bottleneck:
-        raise ConfigError("use_bottleneck_attention and key_query_shared_bottleneck both true: HF's "
-                          "MobileBERT would create unused shared-bottleneck weights; set "
-                          "key_query_shared_bottleneck false (bottleneck attention wins, as in the original)")
 
 
 def architectures_entry(arch: str, sentence_head: str, component: str) -> str:
@@ -132,6 +128,9 @@ def hf_config_dict(arch: str, config, *, sentence_head: str = "nsp", component: 
                                       "key_query_shared_bottleneck", "num_feedforward_networks",
                                       "normalization_type", "classifier_activation")})
         out["true_hidden_size"] = d["intra_bottleneck_size"] if d["use_bottleneck"] else d["hidden_size"]
+        # bottleneck attention wins over the shared Q/K bottleneck (as in the original); with both
+        # flags on HF would create shared-bottleneck weights it never uses
+        out["key_query_shared_bottleneck"] = d["key_query_shared_bottleneck"] and not d["use_bottleneck_attention"]
     return out
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tfcompact.architectures import ARCHITECTURES
+from tfcompact.interop import hf_names
 
 
 
@@ -46,44 +47,16 @@ class ParityReport:
 
 
 def hf_config(arch: str, config, component: str = "discriminator"):
-    """The transformers config equivalent to one of our configs (every flag explicit)."""
+    """The transformers config equivalent to one of our configs (the export's config.json, see
+    `hf_names.hf_config_dict`), dropout off."""
     import transformers as hf
 
-    d = config.to_dict()
-    act = d["hidden_act"]
-    act = ARCHITECTURES[arch].hf_gelu if act == "gelu" else act
-    common = dict(vocab_size=d["vocab_size"], hidden_size=d["hidden_size"],
-                  num_hidden_layers=d["num_hidden_layers"], num_attention_heads=d["num_attention_heads"],
-                  intermediate_size=d["intermediate_size"], hidden_act=act,
-                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                  max_position_embeddings=d["max_position_embeddings"],
-                  type_vocab_size=d["type_vocab_size"], initializer_range=d["initializer_range"],
-                  layer_norm_eps=1e-12)
-    if arch in ("bert", "tinybert"):
-        return hf.BertConfig(**common)
+    d = hf_names.hf_config_dict(arch, config, component=component)
+    d.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     if arch == "albert":
-        return hf.AlbertConfig(embedding_size=d["embedding_size"], num_hidden_groups=d["num_hidden_groups"],
-                               inner_group_num=d["inner_group_num"], classifier_dropout_prob=0.0, **common)
-    if arch == "electra":
-        if component == "generator":
-            g = config.generator_config().to_dict()
-            common.update(hidden_size=g["hidden_size"], num_hidden_layers=g["num_hidden_layers"],
-                          num_attention_heads=g["num_attention_heads"],
-                          intermediate_size=g["intermediate_size"])
-        return hf.ElectraConfig(embedding_size=d["embedding_size"], **common)
-    if arch == "mobilebert":
-        return hf.MobileBertConfig(
-            embedding_size=d["embedding_size"], trigram_input=d["trigram_input"],
-            use_bottleneck=d["use_bottleneck"], intra_bottleneck_size=d["intra_bottleneck_size"],
-            true_hidden_size=d["intra_bottleneck_size"] if d["use_bottleneck"] else d["hidden_size"],
-            use_bottleneck_attention=d["use_bottleneck_attention"],
-            # bottleneck attention wins over the shared Q/K bottleneck (as in the original);
-            # HF would still create the unused shared-bottleneck weights if both flags were on
-            key_query_shared_bottleneck=d["key_query_shared_bottleneck"] and not d["use_bottleneck_attention"],
-            num_feedforward_networks=d["num_feedforward_networks"],
-            normalization_type=d["normalization_type"], classifier_activation=d["classifier_activation"],
-            **common)
-    raise ValueError(f"no HF equivalent for architecture {arch!r}")
+        d["classifier_dropout_prob"] = 0.0
+    cls = getattr(hf, f"{hf_names.HF_STEMS[arch]}Config")
+    return cls(**{k: v for k, v in d.items() if k not in ("architectures", "model_type")})
 
 
 def _hf_model(arch: str, cfg, component: str):
