@@ -18,12 +18,13 @@ import tensorflow as tf
 
 from tfcompact import modeldir
 from tfcompact.architectures import ARCHITECTURES
-from tfcompact.configs import config_from_json_file
 from tfcompact.errors import CheckpointError, ConfigError, DataError, UserError
 from tfcompact.interop import EXPORT_FORMATS, name_maps, tflite
 from tfcompact.interop import savedmodel as savedmodel_export
 from tfcompact.interop.output_dir import atomic_output_dir, check_output_dir
 from tfcompact.interop.preprocessing import export_preprocessing_savedmodel
+from tfcompact.interop.release_config import (check_checkpoint_vocab, load_release_config,
+                                              preset_for_import)
 from tfcompact.interop.tf1_checkpoint import (
     checkpoint_files, is_optimizer_or_bookkeeping, list_tf1_variables, read_tf1_variables,
     resolve_checkpoint_prefix, write_tf1_checkpoint)
@@ -253,12 +254,13 @@ def _other_arch(arch: str, shapes) -> str | None:
 
 
 def _load_config(arch: str, path: str, shapes):
-    """The --config file as `arch`'s config; the error says what the file or the checkpoint
-    looks like instead when that explains a ConfigError."""
+    """The --config file as `arch`'s config (an original config JSON, or an ELECTRA release's
+    hparams JSON: see `interop/release_config.py`); the error says what the file or the
+    checkpoint looks like instead when that explains a ConfigError."""
     if not os.path.isfile(path):
         raise ConfigError(f"--config {path}: file not found")
     try:
-        return config_from_json_file(arch, path)
+        return load_release_config(arch, path)
     except ConfigError as e:
         if os.path.basename(path) == modeldir.CONFIG_FILE:
             raise ConfigError(f"--config {path} is a tfcompact model directory's config, not the "
@@ -280,19 +282,15 @@ def _check_tf1_names(prefix: str, shapes) -> None:
                               f"`tfcompact export --model_dir {model_dir} --format tf1` writes a TF1 one")
 
 
-def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str, output: str, *,
-                          vocab: str | None = None, layout: str | None = None,
-                          overwrite: bool = False) -> str:
-    """Import a TF1 checkpoint into a new model directory; see `tfcompact import-tf1`."""
-    prefix = resolve_checkpoint_prefix(checkpoint)
-    hint = "" if vocab else " (pass --vocab)"
-    vocab = vocab or os.path.join(os.path.dirname(prefix), "vocab.txt")
-    inputs = ([("--checkpoint", f) for f in checkpoint_files(prefix)]
-              + [("--config", config_path), ("--vocab", vocab)])
-    check_output_dir(output, kind=IMPORT_KIND, inputs=inputs, overwrite=overwrite)
-    shapes = list_tf1_variables(prefix)
-    _check_tf1_names(prefix, shapes)
-    config = _load_config(arch, config_path, shapes)
+def _import_config(arch: str, config_path: str | None, preset: str | None, prefix: str, shapes,
+                   layout: str | None):
+    """The model config from --config or --preset, with the ALBERT layout the checkpoint's
+    names have; and the preset to record (None when the config is not exactly the preset's)."""
+    if preset is not None:
+        record = preset_for_import(arch, preset)
+        config = record.config
+    else:
+        record, config = None, _load_config(arch, config_path, shapes)
     if arch == "albert":
         found = detect_albert_layout(shapes)
         if layout is not None and layout != found:
@@ -301,7 +299,32 @@ def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str, output: 
         config = config.replace(layout=found)
     elif layout is not None:
         raise UserError(f"--layout applies to --arch albert only, not {arch}")
-    _check_vocab(vocab, config, config_path, hint)
+    return config, (record.name if record is not None and record.config == config else None)
+
+
+def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str | None, output: str, *,
+                          preset: str | None = None, vocab: str | None = None,
+                          layout: str | None = None, overwrite: bool = False) -> str:
+    """Import a TF1 checkpoint into a new model directory; see `tfcompact import-tf1`.
+
+    The sizes come from exactly one of `config_path` (the release's config JSON, or an ELECTRA
+    release's hparams JSON) and `preset` (a name from `tfcompact presets`); the vocabulary file
+    and the checkpoint's word embeddings must both have the config's vocab_size entries.
+    """
+    if (config_path is None) == (preset is None):
+        raise UserError("give exactly one of --config and --preset")
+    prefix = resolve_checkpoint_prefix(checkpoint)
+    hint = "" if vocab else " (pass --vocab)"
+    vocab = vocab or os.path.join(os.path.dirname(prefix), "vocab.txt")
+    inputs = ([("--checkpoint", f) for f in checkpoint_files(prefix)]
+              + ([("--config", config_path)] if config_path is not None else []) + [("--vocab", vocab)])
+    check_output_dir(output, kind=IMPORT_KIND, inputs=inputs, overwrite=overwrite)
+    shapes = list_tf1_variables(prefix)
+    _check_tf1_names(prefix, shapes)
+    config, recorded_preset = _import_config(arch, config_path, preset, prefix, shapes, layout)
+    source = config_path if preset is None else f"preset {preset}"
+    _check_vocab(vocab, config, source, hint)
+    check_checkpoint_vocab(prefix, shapes, config, source)
     if arch == "electra":
         sentence_head = "none"
     elif "cls/seq_relationship/output_weights" in shapes:
@@ -313,14 +336,14 @@ def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str, output: 
     problems = name_maps.compare_with_checkpoint(table, shapes)
     if problems:
         other = _other_arch(arch, shapes)
-        raise CheckpointError(f"{prefix} does not match {_a(arch)} model with {config_path}"
+        raise CheckpointError(f"{prefix} does not match {_a(arch)} model with {source}"
                               + (f" (the names look like {_a(other)} checkpoint)" if other else "")
                               + ": " + "; ".join(problems))
     values = read_tf1_variables(prefix, [e.tf1_name for e in table])
     name_maps.tf1_to_keras(model, table, values)
     with atomic_output_dir(output, kind=IMPORT_KIND, inputs=inputs, overwrite=overwrite) as tmp, \
             _write_errors(output):
-        modeldir.write_model_dir_config(tmp, arch, config, vocab_path=vocab,
+        modeldir.write_model_dir_config(tmp, arch, config, preset=recorded_preset, vocab_path=vocab,
                                         sentence_head=None if arch == "electra" else sentence_head)
         save_training_checkpoint(model, tmp)
     used = len(table)
