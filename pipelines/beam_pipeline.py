@@ -417,7 +417,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         manifest = run_beam_conversion(cfg, options)
     except UserError as e:
         print(f"beam_pipeline: error: {e}", file=sys.stderr)
-        return 2
+        return 1  # a user error, as tfcompact.cli; argparse's usage errors exit 2
     print(f"beam_pipeline: wrote {manifest['num_instances']} instances in "
           f"{len(manifest['shards'])} shards to {cfg.output_dir}", file=sys.stderr)
     return 0

@@ -360,7 +360,7 @@ def _export_tfds_main(spec, data_dir, out_path, errq) -> None:
         _export_tfds(spec, data_dir, out_path)
     except Exception as e:  # reported to the parent as one line
         errq.put(f"{type(e).__name__}: {e}".splitlines()[0])
-        sys.exit(2)
+        sys.exit(1)
 
 
 def export_tfds_input(spec: str, data_dir: Optional[str], work_dir: str) -> str:

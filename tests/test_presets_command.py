@@ -65,6 +65,6 @@ def test_presets_by_name_and_unknown_name(capsys):
     assert cli.main(["presets", "electra_base_zh"]) == 0
     rows = _table_rows(capsys.readouterr().out)
     assert list(rows) == ["electra_base_zh"]
-    assert cli.main(["presets", "electra_bsae_zh"]) == 2
+    assert cli.main(["presets", "electra_bsae_zh"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "electra_base_zh" in err

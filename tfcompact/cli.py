@@ -2,16 +2,31 @@
 
 Each sub-command lives in `tfcompact/commands/<module>.py` with two functions:
 `add_arguments(parser)` and `run(args) -> int`. Modules are imported only when their
-command runs, so `tfcompact presets` does not pay for importing the data pipeline.
+command runs, so `tfcompact presets` and `tfcompact --version` do not pay for importing
+TensorFlow or the data pipeline.
+
+Exit status:
+  0    success
+  1    user error: a bad input file, config, checkpoint, flag value or machine; one line on
+       stderr, `tfcompact COMMAND: error: ...`, naming the file, line or field at fault
+  2    usage error: unknown command or flag, missing or malformed argument, no command given
+  130  interrupted (Ctrl-C)
+
+Output: progress and results go to stdout, warnings and errors to stderr. TensorFlow's
+start-up log lines (oneDNN, CUDA probing, CPU features) are hidden; `--verbose` shows every
+log line TensorFlow writes. A TF_CPP_MIN_LOG_LEVEL set in the environment is kept as it is.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
+import re
+import subprocess
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
+from tfcompact import __version__
 from tfcompact.errors import UserError
 
 # command name -> (module under tfcompact.commands, one-line help)
@@ -35,17 +50,144 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "augment": ("augment", "augment a task file with whole-word MLM replacements (task distillation)"),
 }
 
+EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+VERBOSE_HELP = "show every log line TensorFlow writes (its start-up lines are hidden by default)"
+TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"  # TensorFlow's C++ log threshold: 0 INFO, 1 WARNING, 2 ERROR
+
+# What TensorFlow writes to stderr, by line. Its C++ log lines (absl format: severity letter,
+# date, time, thread, file:line]) are kept from WARNING up, except those below that mean
+# nothing to a user of this project. The lines it writes while its libraries load come before
+# TF_CPP_MIN_LOG_LEVEL is read, so only a filter on the stderr file descriptor removes them.
+_ABSL_LINE = re.compile(rb"([IWEF])\d{4} \d+:\d+:\d+\.\d+ +\d+ [^ \]]+:\d+\] ")
+_ABSL_BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+_TFLITE_INFO = b"INFO: "  # the TFLite interpreter's own INFO lines (e.g. XNNPACK delegate created)
+_NOISE = re.compile(rb"\] (failed call to cuInit: "        # no GPU driver: the CPU is used
+                    rb"|Ignored output_format\.|Ignored drop_control_dependency\.)")  # TFLite converter
+
+
+def keep_stderr_line(line: bytes, min_level: int, drop_noise: bool) -> bool:
+    """Whether a line written to stderr is shown: not a TensorFlow C++ log line below
+    `min_level` (0 INFO .. 3 FATAL), and with `drop_noise` none of the known meaningless ones."""
+    text = line.rstrip(b"\r\n")
+    if text == _ABSL_BANNER:
+        return min_level < 1
+    if text.startswith(_TFLITE_INFO):
+        return min_level < 1
+    match = _ABSL_LINE.match(text)
+    if match is None:
+        return True
+    if b"IWEF".index(match.group(1)) < min_level:
+        return False
+    return not (drop_noise and _NOISE.search(text))
+
+
+def _may_begin_log_line(partial: bytes) -> bool:
+    """A line still being written that a log line could begin with (held until it ends)."""
+    return (_ABSL_BANNER.startswith(partial) or _TFLITE_INFO.startswith(partial)
+            or partial.startswith(_TFLITE_INFO) or re.match(rb"[IWEF](\d|$)", partial) is not None)
+
+
+def filter_stderr(src: int, dst: int, min_level: int, drop_noise: bool) -> None:
+    """Copy file descriptor `src` to `dst` until end of file, line by line through
+    `keep_stderr_line`. A partial line (a progress line ending in \\r) passes at once unless a log
+    line could begin with it. Runs in its own process: see `_start_stderr_filter`."""
+    pending, out_ok = b"", True
+    while True:
+        chunk = os.read(src, 1 << 16)
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        out = b"".join(ln + b"\n" for ln in lines if keep_stderr_line(ln, min_level, drop_noise))
+        if pending and not _may_begin_log_line(pending):
+            out, pending = out + pending, b""
+        out_ok = out_ok and _write_all(dst, out)  # the reader gone: keep draining the pipe
+    if pending and out_ok and keep_stderr_line(pending, min_level, drop_noise):
+        _write_all(dst, pending)
+
+
+def _write_all(fd: int, data: bytes) -> bool:
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        return False
+    return True
+
+
+def _start_stderr_filter(min_level: int, drop_noise: bool) -> Callable[[], None] | None:
+    """Point file descriptor 2 (inherited by worker processes) at a pipe read by a small filter
+    process, which writes the lines kept to the real stderr. Returns the function that puts
+    stderr back and waits for the filter to write what is left."""
+    if os.name != "posix":
+        return None
+    try:
+        sys.stderr.flush()
+        real_stderr = os.dup(2)
+    except (OSError, ValueError):
+        return None  # no stderr to filter
+    read_end, write_end = os.pipe()
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (f"import sys; sys.path.insert(0, {package_root!r}); from tfcompact.cli import "
+            f"filter_stderr; filter_stderr(0, 1, {min_level}, {drop_noise})")
+    try:  # a session of its own: Ctrl-C stops the command, the filter still writes its message
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", code], stdin=read_end,
+                                stdout=real_stderr, stderr=real_stderr, start_new_session=True)
+    except OSError:
+        os.close(real_stderr)
+        return None
+    finally:
+        os.close(read_end)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def stop() -> None:
+        sys.stderr.flush()
+        os.dup2(real_stderr, 2)
+        os.close(real_stderr)
+        try:  # end of file once this process and its workers let go of the pipe
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass  # a process still holds the pipe; the filter writes its lines when it ends
+    return stop
+
+
+def quiet_tensorflow_logs(verbose: bool, filter_fd: bool) -> Callable[[], None] | None:
+    """Hide TensorFlow's start-up log lines for this process and the processes it starts (they
+    inherit the environment and stderr), unless `verbose` or TF_CPP_MIN_LOG_LEVEL is set. With
+    `filter_fd` (the program itself, not a call from Python) stderr also passes through
+    `filter_stderr`. Returns the function that undoes the filter, or None."""
+    if verbose:
+        return None
+    user_level = os.environ.get(TF_LOG_LEVEL)
+    if user_level is None:
+        os.environ[TF_LOG_LEVEL] = "1"
+        min_level, drop_noise = 1, True
+    else:
+        try:
+            min_level, drop_noise = int(user_level), False
+        except ValueError:
+            return None  # TensorFlow's own business
+    return _start_stderr_filter(min_level, drop_noise) if filter_fd and min_level >= 1 else None
+
 
 def _add_command(subparsers, name: str) -> None:
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(f"tfcompact.commands.{module_name}")
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
     module.add_arguments(parser)
+    # also after the command name; SUPPRESS: not given here keeps what came before it
+    parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help=VERBOSE_HELP)
     parser.set_defaults(_run=module.run)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tfcompact", description=__doc__.splitlines()[0])
+    doc = __doc__ or ""
+    parser = argparse.ArgumentParser(prog="tfcompact", description=doc.splitlines()[0],
+                                     epilog=doc[doc.find("Exit status:"):],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"tfcompact {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         if name == only:
@@ -55,7 +197,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_tensorflow() -> None:
+def _after_error() -> None:
     """After an error nothing may follow it: TensorFlow logs some warnings late (e.g. about
     checkpoint values never restored, when objects are collected at exit)."""
     if "tensorflow" in sys.modules:
@@ -68,33 +210,56 @@ def _quiet_tensorflow() -> None:
             absl_logging.set_verbosity(absl_logging.ERROR)
         except ImportError:
             pass
+    sys.stdout.flush()
+
+
+def _parse(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace | int]:
+    """The parser and the parsed arguments, or the exit status argparse chose (--help,
+    --version: 0; a usage error, already printed: 2)."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=command if command in COMMANDS else None)
+    try:
+        return parser, parser.parse_args(argv)
+    except SystemExit as e:
+        return parser, e.code if isinstance(e.code, int) else EXIT_USAGE
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    try:
+        return int(args._run(args) or EXIT_OK)
+    except UserError as e:
+        _after_error()
+        message = " ".join(str(e).split())  # one line, whatever the message held
+        print(f"tfcompact {args.command}: error: {message}", file=sys.stderr, flush=True)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        _after_error()
+        print(f"tfcompact {args.command}: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `tfcompact presets | head`): not an error.
+        sys.stderr.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # TensorFlow's C++ start-up INFO lines (oneDNN, CUDA probing) bury the output; warnings stay.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    command = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(only=command if command in COMMANDS else None)
-    args = parser.parse_args(argv)
-    if getattr(args, "_run", None) is None:
-        parser.print_help()
-        return 0 if not argv or command is None else 2
+    """Run `tfcompact [--verbose] COMMAND ...` and return its exit status (module docstring).
+    Called with no `argv` (the installed program) stderr is filtered; called from Python
+    (tests, notebooks), the caller's stderr is left alone."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser, args = _parse(args_list)
+    if isinstance(args, int):
+        return args
+    if getattr(args, "_run", None) is None:  # `tfcompact` or `tfcompact --verbose` alone
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    stop_filter = quiet_tensorflow_logs(args.verbose, filter_fd=argv is None)
     try:
-        return int(args._run(args) or 0)
-    except UserError as e:
-        _quiet_tensorflow()
-        sys.stdout.flush()
-        message = " ".join(str(e).split())  # one line, whatever the message held
-        print(f"tfcompact {args.command}: error: {message}", file=sys.stderr, flush=True)
-        return 2
-    except KeyboardInterrupt:
-        print(f"tfcompact {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader of our output went away (e.g. `tfcompact presets | head`): not an error.
-        sys.stderr.close()
-        return 0
+        return _run_command(args)
+    finally:
+        if stop_filter is not None:
+            stop_filter()
 
 
 if __name__ == "__main__":

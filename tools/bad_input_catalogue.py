@@ -5,7 +5,7 @@
 
 Each case (tools/bad_inputs/<area>.py) prepares real files in a fresh directory, runs
 `python -m tfcompact.cli ...` there in a subprocess, and passes when:
-  * the exit status is the expected one (2 for a user error),
+  * the exit status is the expected one (1 for a user error),
   * the last line of stderr is the command's one-line error (`tfcompact CMD: error: ...`)
     and contains the expected text (naming the file, line or field at fault),
   * every file that existed before the run is byte-identical afterwards and no file was added

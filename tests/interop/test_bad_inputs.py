@@ -1,5 +1,5 @@
 """Every case of the export / import-tf1 / check-tflite bad-input catalogue
-(`tools/bad_inputs/export.py`), run in-process through `tfcompact.cli.main`: exit status 2, the
+(`tools/bad_inputs/export.py`), run in-process through `tfcompact.cli.main`: exit status 1, the
 last stderr line is the command's one-line error naming the file or field, no traceback, and
 every file that existed before is byte-identical afterwards with nothing added (no temporary
 directories beside the output). `tools/bad_input_catalogue.py --area export` runs the same cases
@@ -70,7 +70,7 @@ def test_full_disk(base, tmp_path, capsys, fmt):
         code, _, err = run(capsys, "export", "--model_dir", model, "--format", fmt, "--output", tmp_path / "out")
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-    assert code == 2, err
+    assert code == 1, err
     assert err[-1].startswith("tfcompact export: error: ") and str(tmp_path / "out") in err[-1], err
     assert ".tmp-" not in err[-1]
     assert snapshot(tmp_path) == before
@@ -98,7 +98,7 @@ def test_tflite_and_savedmodel_of_different_models(base, tmp_path, capsys):
     assert run(capsys, "export", "--model_dir", d, "--format", "savedmodel", "--output", tmp_path / "sm")[0] == 0
     code, _, err = run(capsys, "check-tflite", "--tflite", base / "lite" / "model.tflite",
                        "--savedmodel", tmp_path / "sm" / "encoder")
-    assert code == 2, err
+    assert code == 1, err
     assert "are not the same model" in err[-1] and "in TFLite" in err[-1], err[-1]
 
 

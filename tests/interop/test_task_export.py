@@ -313,7 +313,7 @@ def test_bad_exports_leave_nothing(exported, cli):
                             "do_lower_case"),
                            (["--format", "tflite", "--seq_length", "65"], "--seq_length 65")):
         code, _, err = cli("export", "--model_dir", d, "--output", root / "bad", *flags)
-        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
         assert not os.path.exists(root / "bad")
     # a failure inside the write (no vocabulary to build the tokenizer from): nothing left
     broken = root / "broken"
@@ -322,5 +322,5 @@ def test_bad_exports_leave_nothing(exported, cli):
     before = set(os.listdir(root))
     code, _, err = cli("export", "--model_dir", broken, "--format", "savedmodel",
                        "--output", root / "out")
-    assert code == 2 and "vocab.txt" in err and len(err.strip().splitlines()) == 1, err
+    assert code == 1 and "vocab.txt" in err and len(err.strip().splitlines()) == 1, err
     assert set(os.listdir(root)) == before

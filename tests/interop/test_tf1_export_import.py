@@ -110,7 +110,7 @@ def test_optimizer_slots(tmp_path, cli):
 
 
 # ------------------------------------------------------------------------------------------
-# bad input: one line, exit 2, nothing left behind
+# bad input: one line, exit 1, nothing left behind
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def bert_export(tmp_path_factory):
 
 def assert_clean_failure(result, output, *patterns):
     code, out, err = result
-    assert code == 2, (out, err)
+    assert code == 1, (out, err)
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1, err
     for p in patterns:
@@ -219,7 +219,7 @@ def test_existing_output_is_kept(bert_export, cli):
     keep.mkdir(exist_ok=True)
     (keep / "mine.txt").write_text("x")
     code, _, err = cli("export", "--model_dir", d, "--format", "tf1", "--output", keep)
-    assert code == 2 and "--overwrite" in err
+    assert code == 1 and "--overwrite" in err
     assert os.listdir(keep) == ["mine.txt"]
 
 
@@ -273,7 +273,7 @@ def test_import_hand_written_brightmart_checkpoint(tmp_path, cli):
 
     code, _, err = cli("import-tf1", "--arch", "albert", "--checkpoint", ckpt_dir, "--layout", "google",
                        "--config", ckpt_dir / "albert_config.json", "--output", tmp_path / "m2")
-    assert code == 2 and "--layout google" in err and "brightmart layout" in err
+    assert code == 1 and "--layout google" in err and "brightmart layout" in err
     assert not os.path.exists(tmp_path / "m2")
 
 

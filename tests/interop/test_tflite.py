@@ -64,10 +64,10 @@ def test_quantized(exported):
 def test_bad_input(exported, cli):
     root, d, config, model, out = exported
     code, _, err = cli("check-tflite", "--tflite", root / "missing.tflite", "--savedmodel", out / "encoder")
-    assert code == 2 and "missing.tflite" in err and len(err.strip().splitlines()) == 1
+    assert code == 1 and "missing.tflite" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("export", "--model_dir", d, "--format", "tflite", "--quantize", "int4",
                        "--output", root / "bad")
-    assert code == 2 and "--quantize int4" in err and not os.path.exists(root / "bad")
+    assert code == 1 and "--quantize int4" in err and not os.path.exists(root / "bad")
     code, _, err = cli("export", "--model_dir", d, "--format", "tflite", "--seq_length", "65",
                        "--output", root / "bad2")
-    assert code == 2 and "--seq_length 65" in err and not os.path.exists(root / "bad2")
+    assert code == 1 and "--seq_length 65" in err and not os.path.exists(root / "bad2")

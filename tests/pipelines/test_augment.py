@@ -226,7 +226,7 @@ def test_command_overwrite_and_one_line_errors(model_dir, tmp_path, capsys):
     first = out.read_bytes()
 
     def error(*argv):
-        assert cli.main(list(argv)) == 2
+        assert cli.main(list(argv)) == 1
         lines = capsys.readouterr().err.strip().splitlines()
         return lines[-1]
 

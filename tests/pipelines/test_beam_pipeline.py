@@ -78,7 +78,7 @@ def test_more_shards_than_documents_and_cli(tmp_path):
     assert [s["num_instances"] for s in local["shards"]].count(0) >= 2  # empty shards written
     # A second run into the same directory is refused with a one-line error.
     assert beam_pipeline.main(["--input", str(text), "--vocab", bert_vocab_path(),
-                               "--output_dir", str(out)]) == 2
+                               "--output_dir", str(out)]) == 1
     with pytest.raises(DataError, match="not empty"):
         beam_pipeline.check_output_dir(str(out))
 
@@ -95,7 +95,7 @@ def test_invalid_utf8_fails_cleanly_then_skip_matches_local(tmp_path, capsys):
     args = ["--input", str(text), "--vocab", bert_vocab_path(), "--output_dir", str(out),
             "--num_shards", "2", "--dupe_factor", "1", "--max_seq_length", "32",
             "--max_predictions_per_seq", "5", "--masking", "token", "--pair_task", "none"]
-    assert beam_pipeline.main(args) == 2
+    assert beam_pipeline.main(args) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "bad.txt:2: invalid UTF-8 at byte offset 13" in err
     assert os.listdir(out) == []  # nothing half-written; the same directory can be reused

@@ -162,7 +162,7 @@ def test_bad_inputs(tmp_path, capsys, corpus_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes("好的。\n".encode() * 50 + b"\xff\xfe\n" + "后面。\n".encode() * 50)
     code, err = _run_cli(capsys, "--input", str(bad), "--output_dir", str(tmp_path / "o1"), *base)
-    assert code == 2 and len(err) == 1 and "bad.txt:51: invalid UTF-8 at byte offset 500" in err[0]
+    assert code == 1 and len(err) == 1 and "bad.txt:51: invalid UTF-8 at byte offset 500" in err[0]
     assert not (tmp_path / "o1").exists()  # the directory it created is gone again
     code, err = _run_cli(capsys, "--input", str(bad), "--output_dir", str(tmp_path / "o2"), "--errors", "skip", *base)
     assert code == 0 and json.load(open(tmp_path / "o2" / "manifest.json"))["num_instances"] > 0
@@ -170,27 +170,27 @@ def test_bad_inputs(tmp_path, capsys, corpus_path):
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
     code, err = _run_cli(capsys, "--input", str(empty), "--output_dir", str(tmp_path / "o3"), *base)
-    assert code == 2 and len(err) == 1 and "empty" in err[0]
+    assert code == 1 and len(err) == 1 and "empty" in err[0]
     # Vocab missing [MASK].
     v = tmp_path / "vocab.txt"
     v.write_text("".join(t + "\n" for t in open(vocab, encoding="utf-8").read().split("\n")
                          if t and t != "[MASK]"), encoding="utf-8")
     code, err = _run_cli(capsys, "--input", corpus_path, "--output_dir", str(tmp_path / "o4"),
                          *base[:0], "--vocab", str(v), *base[2:])
-    assert code == 2 and len(err) == 1 and "vocab.txt" in err[0] and "[MASK]" in err[0]
+    assert code == 1 and len(err) == 1 and "vocab.txt" in err[0] and "[MASK]" in err[0]
     # Someone else's files in the output dir: refused, left untouched.
     other = tmp_path / "o5"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
     code, err = _run_cli(capsys, "--input", corpus_path, "--output_dir", str(other), *base)
-    assert code == 2 and len(err) == 1 and "notes.txt" in err[0]
+    assert code == 1 and len(err) == 1 and "notes.txt" in err[0]
     assert os.listdir(other) == ["notes.txt"]
     # A finished run with other settings in the same dir.
     code, _ = _run_cli(capsys, "--input", corpus_path, "--output_dir", str(tmp_path / "o6"), *base)
     assert code == 0
     code, err = _run_cli(capsys, "--input", corpus_path, "--output_dir", str(tmp_path / "o6"), *base,
                          "--seed", "99")
-    assert code == 2 and len(err) == 1 and "seed" in err[0]
+    assert code == 1 and len(err) == 1 and "seed" in err[0]
     # BOM + CRLF + a giant line convert fine.
     odd = tmp_path / "odd.txt"
     odd.write_bytes(b"\xef\xbb\xbf" + ("第一句。\r\n" * 20 + "\r\n" + "长" * 300_000 + "\r\n").encode())

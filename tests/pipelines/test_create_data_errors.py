@@ -1,4 +1,4 @@
-"""create-data and build-vocab against bad input: one line naming the file/line/field, exit 2,
+"""create-data and build-vocab against bad input: one line naming the file/line/field, exit 1,
 inputs and earlier outputs byte-identical, nothing left behind; changed inputs reconverted,
 damaged shards redone, a full disk and a read-only file system reported as such."""
 import hashlib
@@ -33,7 +33,7 @@ def _main(capsys, argv):
 
 
 def _assert_one_line_error(code, err, command, *expect):
-    assert code == 2, err
+    assert code == 1, err
     assert err, "no error printed"
     assert err[-1].startswith(f"tfcompact {command}: error: "), err
     for text in expect:
@@ -221,7 +221,7 @@ def test_fifo_input_is_refused_without_blocking(tmp_path):
         r = subprocess.run([sys.executable, "-m", "tfcompact.cli", *argv], capture_output=True,
                            text=True, timeout=120, stdin=subprocess.DEVNULL)
         last = r.stderr.strip().splitlines()[-1]
-        assert r.returncode == 2 and last.startswith(f"tfcompact {argv[0]}: error: --input {fifo}: not a regular file")
+        assert r.returncode == 1 and last.startswith(f"tfcompact {argv[0]}: error: --input {fifo}: not a regular file")
         assert sorted(os.listdir(tmp_path)) == ["pipe.txt"]
 
 

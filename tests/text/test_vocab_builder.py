@@ -32,7 +32,7 @@ def test_vocab_size_too_small(tmp_path, capsys):
     corpus = peoples_daily_text(tmp_path, 30_000)
     code = cli.main(["build-vocab", "--input", corpus, "--vocab_size", "300", "--output", str(tmp_path / "v.txt")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "too small" in err[0]
+    assert code == 1 and len(err) == 1 and "too small" in err[0]
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(corpus)]
 
 
@@ -42,7 +42,7 @@ def test_packaged_vocab():
 
 
 def _one_line_error(code, err):
-    assert code == 2 and len(err) == 1 and err[0].startswith("tfcompact build-vocab: error: "), err
+    assert code == 1 and len(err) == 1 and err[0].startswith("tfcompact build-vocab: error: "), err
     return err[0]
 
 

@@ -1,5 +1,5 @@
 """A representative subset of the distill bad-input catalogue (`tools/bad_inputs/distill.py`),
-run in-process through `tfcompact.cli.main`: exit status 2, the last stderr line is the
+run in-process through `tfcompact.cli.main`: exit status 1, the last stderr line is the
 command's one-line error naming the file, line or field, no traceback, and every file that
 existed before is byte-identical afterwards with nothing added. `tools/bad_input_catalogue.py
 --area distill` runs every case as a subprocess; this subset keeps the test short: pretraining

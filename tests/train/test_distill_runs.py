@@ -248,6 +248,6 @@ def test_old_distillation_kind_is_refused_in_one_line(ws, tmp_path, capsys):
         experiment_from_dict(raw, source="exp.yaml")
     path = tmp_path / "old.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    assert main(["distill", "--config", str(path)]) == 2
+    assert main(["distill", "--config", str(path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "distillation.kind" in err[0]

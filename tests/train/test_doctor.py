@@ -59,7 +59,7 @@ def test_no_tpu_here_is_one_clear_line(data_dir, tmp_path, capsys):
     assert "problem: --tpu local: no TPU on this machine" in out
     path = write_yaml(str(tmp_path / "exp.yaml"),
                       tiny_experiment(data_dir, str(tmp_path / "model")))
-    assert main(["pretrain", "--config", path, "--tpu", "local"]) == 2
+    assert main(["pretrain", "--config", path, "--tpu", "local"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("tfcompact pretrain: error: --tpu local: no TPU on this machine (")
     assert "drop --tpu to train on this machine's CPU/GPUs" in err[-1]

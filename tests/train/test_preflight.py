@@ -90,14 +90,14 @@ def test_accelerator_topology():
         tpu_topology("tpu-big")
 
 
-def test_cli_reports_one_line_and_exit_2(data_dir, tmp_path, capsys):
+def test_cli_reports_one_line_and_exit_1(data_dir, tmp_path, capsys):
     from train_helpers import write_yaml
     from tfcompact.cli import main
 
     raw = tiny_experiment(data_dir, str(tmp_path / "m"))
     raw["model"]["overrides"]["vocab_size"] = 500
     path = write_yaml(str(tmp_path / "bad.yaml"), raw)
-    assert main(["pretrain", "--config", path]) == 2
+    assert main(["pretrain", "--config", path]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("tfcompact pretrain: error: data.train (")
     assert "vocab_size 120 does not match the model's vocab_size 500" in err

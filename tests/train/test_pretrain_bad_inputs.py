@@ -1,5 +1,5 @@
 """`tfcompact pretrain` with bad input and damaged files: one line naming the field or file,
-exit 2, inputs untouched; damaged checkpoints are skipped for the newest intact one (and the
+exit 1, inputs untouched; damaged checkpoints are skipped for the newest intact one (and the
 run still ends bit-identical to an uninterrupted one); a changed model is refused."""
 import hashlib
 import json
@@ -70,7 +70,7 @@ def _last_err(capsys):
 ])
 def test_nonsense_hyperparameters_are_refused_before_anything_runs(
         override, key, data_dir, tmp_path, capsys):
-    assert _run(tmp_path, data_dir, tmp_path / "model", override) == 2
+    assert _run(tmp_path, data_dir, tmp_path / "model", override) == 1
     last = _last_err(capsys)
     assert last.startswith("tfcompact pretrain: error: ") and key in last
     assert not (tmp_path / "model").exists()
@@ -78,7 +78,7 @@ def test_nonsense_hyperparameters_are_refused_before_anything_runs(
 
 def test_a_batch_that_cannot_fit_is_refused_with_an_estimate(data_dir, tmp_path, capsys):
     # 2 M examples of length 32: far beyond any machine this runs on.
-    assert _run(tmp_path, data_dir, tmp_path / "model", "train.batch_size=2000000") == 2
+    assert _run(tmp_path, data_dir, tmp_path / "model", "train.batch_size=2000000") == 1
     last = _last_err(capsys)
     assert "train.batch_size = 2000000 cannot fit: about" in last and "GiB" in last
     assert not (tmp_path / "model").exists()
@@ -142,7 +142,7 @@ def test_all_checkpoints_damaged_stops_instead_of_restarting(reference, data_dir
 
     model = _damage_copy(reference, tmp_path, damage)
     before = _tree(model)
-    assert _run(tmp_path, data_dir, model) == 2
+    assert _run(tmp_path, data_dir, model) == 1
     last = _last_err(capsys)
     assert last.startswith("tfcompact pretrain: error: ") and "none intact" in last
     assert "ckpt-6" in last and "move the directory away" in last
@@ -156,7 +156,7 @@ def test_a_changed_model_is_refused_and_the_model_directory_untouched(
     before = _tree(model)
     # ALBERT shares its layer weights: 3 layers would restore silently from a 2-layer run.
     assert _run(tmp_path, data_dir, model, "model.overrides.num_hidden_layers=3",
-                "train.total_steps=9") == 2
+                "train.total_steps=9") == 1
     last = _last_err(capsys)
     assert "differs from the one that wrote the checkpoints" in last
     assert "num_hidden_layers 2 -> 3" in last and "tfcompact.json" in last
@@ -177,7 +177,7 @@ def test_leftover_temp_directory_of_an_interrupted_save_is_removed(reference, da
 def test_model_dir_that_is_a_file_is_one_line(data_dir, tmp_path, capsys):
     target = tmp_path / "model"
     target.write_text("not a directory")
-    assert _run(tmp_path, data_dir, target) == 2
+    assert _run(tmp_path, data_dir, target) == 1
     last = _last_err(capsys)
     assert last.startswith(f"tfcompact pretrain: error: train.model_dir {target}: cannot write")
     assert target.read_text() == "not a directory"
@@ -189,7 +189,7 @@ def test_weights_gone_non_finite_are_never_saved(data_dir, tmp_path, capsys):
     code = _run(tmp_path, data_dir, tmp_path / "model", "optimizer.name=adamw",
                 "optimizer.learning_rate=3e38", "optimizer.clip_norm=null",
                 "train.max_nonfinite_steps=100")
-    assert code == 2
+    assert code == 1
     last = _last_err(capsys)
     assert "NaN/Inf" in last and "last good checkpoint none" in last
     ckpt = tmp_path / "model" / "checkpoints"
@@ -217,7 +217,7 @@ def test_a_damaged_shard_is_named_not_a_tensorflow_traceback(verify, data_dir, t
     path = write_yaml(str(tmp_path / "exp.yaml"),
                       tiny_experiment(str(data), str(tmp_path / "model"), total_steps=20))
     args = ["pretrain", "--config", path] + (["--verify_data"] if verify else [])
-    assert main(args) == 2
+    assert main(args) == 1
     last = _last_err(capsys)
     assert last.startswith("tfcompact pretrain: error: ") and shard.name in last
     if verify:
@@ -232,7 +232,7 @@ def test_a_truncated_shard_is_refused_before_training(data_dir, tmp_path, capsys
     (data / "manifest.json").write_text(json.dumps(manifest))
     shard = sorted(p for p in data.iterdir() if p.name.endswith(".tfrecord"))[0]
     shard.write_bytes(shard.read_bytes()[:100])
-    assert _run(tmp_path, str(data), tmp_path / "model") == 2
+    assert _run(tmp_path, str(data), tmp_path / "model") == 1
     last = _last_err(capsys)
     assert shard.name in last and "100 bytes" in last
     assert not (tmp_path / "model").exists()
@@ -246,6 +246,6 @@ def test_a_vocabulary_other_than_the_datas_is_refused(data_dir, tmp_path, capsys
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
                                + [f"t{i}" for i in range(115)]) + "\n")
-    assert _run(tmp_path, str(data), tmp_path / "model", f"data.vocab={vocab}") == 2
+    assert _run(tmp_path, str(data), tmp_path / "model", f"data.vocab={vocab}") == 1
     last = _last_err(capsys)
     assert f"data.vocab {vocab} is not the vocabulary data.train was made with" in last

@@ -207,5 +207,5 @@ def test_cli_dry_run(tmp_path, capsys):
                               "'--command=python3 -m tfcompact.cli pretrain")
     assert "trap 'gcloud compute tpus tpu-vm delete t --quiet --zone=europe-west4-a " \
            "--project=my-proj' EXIT" in out
-    assert main(["submit", "--config", path, "--tpu_name", "t", "--dry_run"]) == 2
+    assert main(["submit", "--config", path, "--tpu_name", "t", "--dry_run"]) == 1
     assert "--zone and --project are required" in capsys.readouterr().err

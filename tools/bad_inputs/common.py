@@ -26,7 +26,7 @@ class Case:
     name: str
     argv: Callable[[Path], list[str]]
     expect: str                 # text the last stderr line must contain
-    exit_code: int = 2
+    exit_code: int = 1          # tfcompact.cli: 1 user error, 2 usage error
     # Paths (relative to tmp) the run may create or change anyway (e.g. a log); normally none.
     may_write: tuple[str, ...] = ()
 
