@@ -7,7 +7,6 @@ Skipped unless the `interop` extra (torch CPU + transformers) is installed.
 """
 import json
 import logging
-import os
 
 import numpy as np
 import pytest

@@ -26,11 +26,8 @@ from tfcompact.architectures import ARCHITECTURES
 from tfcompact.errors import ConfigError
 from tfcompact.interop.tf1_names import tf1_variable_shapes
 
-# Our arch -> HF class-name stem and the base model's attribute (state-dict prefix).
-HF_STEMS = {"bert": "Bert", "tinybert": "Bert", "albert": "Albert", "electra": "Electra",
-            "mobilebert": "MobileBert"}
-# HF model_type -> our arch (TinyBERT is a BERT in HF).
-ARCH_OF_MODEL_TYPE = {"bert": "bert", "albert": "albert", "electra": "electra", "mobilebert": "mobilebert"}
+# HF model_type -> our arch (TinyBERT is a BERT there, so only the arch named like its type).
+ARCH_OF_MODEL_TYPE = {a.hf_model_type: name for name, a in ARCHITECTURES.items() if name == a.hf_model_type}
 LAYER_NORM_EPS = 1e-12  # every original release (and our layers)
 # Keys some HF checkpoints carry that are buffers, not weights.
 IGNORED_KEY_SUFFIXES = ("position_ids", "embeddings.token_type_ids")
@@ -43,6 +40,11 @@ class HfEntry:
     hf_key: str
     transpose: bool
     tf1_shape: tuple[int, ...]
+
+
+def hf_stem(arch: str) -> str:
+    """HF's class-name stem of `arch` (`Bert`, `Albert`, `Electra`, `MobileBert`)."""
+    return ARCHITECTURES[arch].hf_pretraining[:-len("ForPreTraining")]
 
 
 def base_prefix(arch: str) -> str:
@@ -92,7 +94,7 @@ def _check_representable(arch: str, config) -> None:
 def architectures_entry(arch: str, sentence_head: str, component: str) -> str:
     """The `architectures` class: *ForPreTraining with a sentence head (and ELECTRA's
     discriminator), *ForMaskedLM otherwise (and ELECTRA's generator)."""
-    stem = HF_STEMS[arch]
+    stem = hf_stem(arch)
     if arch == "electra":
         return f"{stem}ForMaskedLM" if component == "generator" else f"{stem}ForPreTraining"
     return f"{stem}ForPreTraining" if sentence_head != "none" else f"{stem}ForMaskedLM"

@@ -55,7 +55,7 @@ def hf_config(arch: str, config, component: str = "discriminator"):
     d.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     if arch == "albert":
         d["classifier_dropout_prob"] = 0.0
-    cls = getattr(hf, f"{hf_names.HF_STEMS[arch]}Config")
+    cls = getattr(hf, f"{hf_names.hf_stem(arch)}Config")
     return cls(**{k: v for k, v in d.items() if k not in ("architectures", "model_type")})
 
 
