@@ -171,15 +171,36 @@ def _theirs(hf_model, arch: str, component: str, ids, mask, types, positions) ->
     return res
 
 
+def load_hf_export(arch: str, keras_model, config, out_dir: str, component: str = "discriminator"):
+    """(HF model in eval mode, missing keys, unexpected keys) of our `export --format
+    huggingface` of `keras_model`, loaded with `from_pretrained` as a user would."""
+    import transformers as hf
+
+    from tfcompact.interop.huggingface import export_huggingface
+
+    os.makedirs(out_dir, exist_ok=True)
+    export_huggingface(keras_model, arch, config, None, out_dir, component=component)
+    with open(os.path.join(out_dir, "config.json"), encoding="utf-8") as f:
+        cls = getattr(hf, json.load(f)["architectures"][0])
+    model, info = cls.from_pretrained(out_dir, output_loading_info=True)
+    return model.eval(), list(info["missing_keys"]), list(info["unexpected_keys"])
+
+
 def check_hf_parity(arch: str, config, keras_model, checkpoint_prefix: str, *,
                     component: str = "discriminator", batch: int = 2, seq: int = 16,
-                    padded: bool = True, seed: int = 0) -> ParityReport:
+                    padded: bool = True, seed: int = 0, via: str = "tf1") -> ParityReport:
     """Load `checkpoint_prefix` (our TF1 export of `keras_model`) into HF and compare outputs.
+    With `via="huggingface"`, export `keras_model` as a HuggingFace directory at
+    `checkpoint_prefix` instead and load that with `from_pretrained` (unset = missing keys,
+    skipped = unexpected keys).
 
     `padded=False` feeds full-length rows only: MobileBERT masks padding with -6 in the
     original (and here) but with the dtype minimum in HF, so padded rows legitimately differ.
     """
-    hf_model, unset, skipped = load_hf_from_tf1(arch, config, checkpoint_prefix, component)
+    if via == "huggingface":  # checkpoint_prefix: the directory to export into
+        hf_model, unset, skipped = load_hf_export(arch, keras_model, config, checkpoint_prefix, component)
+    else:
+        hf_model, unset, skipped = load_hf_from_tf1(arch, config, checkpoint_prefix, component)
     rng = np.random.default_rng(seed)
     ids = rng.integers(5, config.vocab_size, size=(batch, seq)).astype(np.int32)
     mask = np.ones((batch, seq), np.int32)
@@ -213,9 +234,10 @@ def write_reports(reports: list[ParityReport], path: str) -> None:
 
 
 def parity_for(arch_or_preset: str, workdir: str, *, tiny: bool = True, seed: int = 0,
-               scale: float = 0.05) -> list[ParityReport]:
-    """Build a randomly initialised model (tiny by default), export it as TF1 and check it
-    against HF; ELECTRA gives two reports (discriminator, generator)."""
+               scale: float = 0.05, via: str = "tf1") -> list[ParityReport]:
+    """Build a randomly initialised model (tiny by default), export it as TF1 (or, with
+    `via="huggingface"`, as a HuggingFace directory) and check it against HF; ELECTRA gives
+    two reports (discriminator, generator)."""
     from tfcompact.configs import get_preset, tiny_config
     from tfcompact.interop.convert import export_tf1
     from tfcompact.models import build_pretraining_model
@@ -233,9 +255,12 @@ def parity_for(arch_or_preset: str, workdir: str, *, tiny: bool = True, seed: in
             value = scale * rng.standard_normal(v.shape) + (1.0 if v.path.endswith("gamma") else 0.0)
             v.assign(value.astype(v.dtype))
     os.makedirs(workdir, exist_ok=True)
+    components = ("discriminator", "generator") if arch == "electra" else ("discriminator",)
+    if via == "huggingface":
+        return [check_hf_parity(arch, config, model, os.path.join(workdir, f"hf_{c}"), component=c,
+                                padded=arch != "mobilebert", via=via) for c in components]
     export_tf1(model, arch, config, None, workdir)
     prefix = os.path.join(workdir, "model.ckpt")
-    components = ("discriminator", "generator") if arch == "electra" else ("discriminator",)
     return [check_hf_parity(arch, config, model, prefix, component=c, padded=arch != "mobilebert")
             for c in components]
 
@@ -244,17 +269,20 @@ if __name__ == "__main__":
     import argparse
     import tempfile
 
-    parser = argparse.ArgumentParser(description="HF parity of tfcompact's TF1 exports")
+    parser = argparse.ArgumentParser(description="HF parity of tfcompact's TF1 and HuggingFace exports")
     # One per HF model type (TinyBERT is a BERT there).
     default = [name for name, a in ARCHITECTURES.items() if name == a.hf_model_type]
     parser.add_argument("names", nargs="*", default=default,
                         help="architectures (tiny configs) or, with --presets, preset names")
     parser.add_argument("--presets", action="store_true", help="use full-size presets")
+    parser.add_argument("--via", choices=("tf1", "huggingface"), default="tf1",
+                        help="tf1: HF's load_tf_weights_in_* on our TF1 export; huggingface: "
+                             "from_pretrained on our `export --format huggingface`")
     parser.add_argument("--scale", type=float, default=0.05,
                         help="std of the random weights (gammas 1 + that); 0.02 is BERT's init")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.names:
             for report in parity_for(name, os.path.join(tmp, name), tiny=not args.presets,
-                                     scale=args.scale):
+                                     scale=args.scale, via=args.via):
                 print(report.line())
