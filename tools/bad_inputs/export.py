@@ -70,6 +70,59 @@ def import_tf1(*args: str, release: str = "release", output: str = "imported",
             "--config", config or f"{release}/albert_config.json", "--output", output, *args]
 
 
+def electra_release(tmp: Path, hparams: dict | None = None, name: str = "electra") -> Path:
+    """tmp/name laid out as a Chinese-ELECTRA release (electra_model.*, checkpoint, vocab.txt;
+    no config JSON) of a tiny ELECTRA written from numpy by TF1 name, and tmp/hparams.json
+    describing it as ELECTRA's scripts take it (`hparams` replaces that description)."""
+    import numpy as np
+
+    from tfcompact.configs import tiny_config
+    from tfcompact.interop.tf1_checkpoint import write_tf1_checkpoint
+    from tfcompact.interop.tf1_names import tf1_variable_shapes
+
+    config = tiny_config("electra")
+    release = tmp / name
+    release.mkdir()
+    rng = np.random.default_rng(0)
+    write_tf1_checkpoint(str(release), {n: (0.02 * rng.standard_normal(s)).astype(np.float32)
+                                        for n, s in tf1_variable_shapes("electra", config).items()},
+                         basename="electra_model")
+    (release / "vocab.txt").write_text("".join(f"[unused{i}]\n" for i in range(config.vocab_size)),
+                                       encoding="utf-8")
+    overrides = {k: getattr(config, k) for k in ("hidden_size", "num_hidden_layers",
+                                                 "num_attention_heads", "intermediate_size",
+                                                 "max_position_embeddings")}
+    described = {"model_size": "base", "vocab_size": config.vocab_size,
+                 "embedding_size": config.embedding_size, "model_hparam_overrides": overrides}
+    (tmp / "hparams.json").write_text(json.dumps(described if hparams is None else hparams, indent=2),
+                                      encoding="utf-8")
+    return release
+
+
+def _electra_hparams(change=None):
+    """Set-up: an ELECTRA release whose hparams.json is changed by `change(dict)`."""
+    def setup(tmp: Path) -> None:
+        electra_release(tmp)
+        if change is not None:
+            edit_json(tmp / "hparams.json", change)
+    return setup
+
+
+def import_electra(*args: str, config: str = "hparams.json") -> list[str]:
+    return ["import-tf1", "--arch", "electra", "--checkpoint", "electra", "--config", config,
+            "--output", "imported", *args]
+
+
+def import_preset(preset: str, *args: str, arch: str = "albert") -> list[str]:
+    return ["import-tf1", "--arch", arch, "--checkpoint", "release/model.ckpt", "--preset", preset,
+            "--output", "imported", *args]
+
+
+def _big_vocab(tmp: Path) -> None:
+    """tmp/zh_vocab.txt: as many lines as the Chinese presets' vocabulary (21128)."""
+    (tmp / "zh_vocab.txt").write_text("".join(f"[unused{i}]\n" for i in range(21128)), encoding="utf-8")
+
+
 def checkpoint_file(model: Path, suffix: str) -> Path:
     """The latest training checkpoint's file ending in `suffix` (".index", ".data-...")."""
     found = sorted(p for p in (model / "checkpoints").iterdir() if p.name.endswith(suffix))
@@ -379,6 +432,39 @@ CASES = [
           setup=lambda t: (t / "empty").mkdir(),
           argv=["import-tf1", "--arch", "albert", "--checkpoint", "empty",
                 "--config", "empty/albert_config.json", "--output", "imported"]),
+
+    # --- import-tf1 of releases without a config: ELECTRA hparams, --preset --------------------
+    _case("import-tf1: ELECTRA hparams with model_size medium", "'model_size'",
+          setup=_electra_hparams(lambda d: d.update(model_size="medium")), argv=import_electra()),
+    _case("import-tf1: ELECTRA hparams key misspelt (generator_hiden_size)", "'generator_hiden_size'",
+          setup=_electra_hparams(lambda d: d.update(generator_hiden_size=0.5)), argv=import_electra()),
+    _case("import-tf1: ELECTRA hparams override misspelt", "model_hparam_overrides.num_hiden_layers",
+          setup=_electra_hparams(lambda d: d["model_hparam_overrides"].update(num_hiden_layers=2)),
+          argv=import_electra()),
+    _case("import-tf1: ELECTRA hparams with hidden_size at the top level", "model_hparam_overrides",
+          setup=_electra_hparams(lambda d: d.update(hidden_size=64)), argv=import_electra()),
+    _case("import-tf1: ELECTRA hparams for untied generator embeddings", "'untied_generator_embeddings'",
+          setup=_electra_hparams(lambda d: d.update(untied_generator_embeddings=True)),
+          argv=import_electra()),
+    _case("import-tf1: ELECTRA hparams without the size overrides", "does not match an electra model",
+          setup=_electra_hparams(lambda d: d.pop("model_hparam_overrides")), argv=import_electra()),
+    _case("import-tf1: ELECTRA hparams with the Chinese vocab_size", "vocab_size=21128",
+          setup=_electra_hparams(lambda d: d.update(vocab_size=21128)), argv=import_electra()),
+    _case("import-tf1: ELECTRA hparams not JSON", "hparams.json:1",
+          setup=_with(_electra_hparams(), _file("hparams.json", '{"model_size": "small",')),
+          argv=import_electra()),
+    _case("import-tf1: ELECTRA hparams given to --arch albert", "--arch electra",
+          setup=_with(_release, _electra_hparams()),
+          argv=["import-tf1", "--arch", "albert", "--checkpoint", "release/model.ckpt",
+                "--config", "hparams.json", "--output", "imported"]),
+    _case("import-tf1: --preset of another architecture", "--preset electra_small_zh is an electra model",
+          setup=_release, argv=import_preset("electra_small_zh")),
+    _case("import-tf1: --preset unknown", "albert_tiny_zh",
+          setup=_release, argv=import_preset("albert_tiny")),
+    _case("import-tf1: --preset whose vocab_size is not vocab.txt's", "preset albert_tiny_zh says vocab_size=21128",
+          setup=_release, argv=import_preset("albert_tiny_zh")),
+    _case("import-tf1: --preset whose vocab_size is not the checkpoint's", "rows (vocabulary entries)",
+          setup=_with(_release, _big_vocab), argv=import_preset("albert_tiny_zh", "--vocab", "zh_vocab.txt")),
 
     # --- check-tflite --------------------------------------------------------------------------
     _case("check-tflite: --tflite missing", "missing.tflite",
