@@ -90,6 +90,10 @@ def test_export_loads_cleanly_and_matches_savedmodel(tmp_path, cli, arch, head, 
         assert base_info.get("missing_keys") == ["pooler.dense.bias", "pooler.dense.weight"]
     else:
         assert "missing_keys" not in base_info and base_warned == [], (base_info, base_warned)
+    if head not in (None, "none"):  # the MLM-only class takes its part of a pretraining export
+        stem = written["architectures"][0][:-len("ForPreTraining")]
+        _, mlm_info, mlm_warned = load_quietly(getattr(transformers, f"{stem}ForMaskedLM"), str(out))
+        assert "missing_keys" not in mlm_info and mlm_warned == [], (mlm_info, mlm_warned)
 
     enc = tf.saved_model.load(str(sm / "encoder"))
     padded = arch != "mobilebert"  # HF's MobileBERT masks padding with the dtype minimum, not -6
