@@ -241,3 +241,11 @@ def tied_keys(arch: str, component: str = "discriminator") -> dict[str, str]:
     head = "predictions" if arch == "albert" else "cls.predictions"
     return {f"{head}.decoder.weight": f"{p}.embeddings.word_embeddings.weight",
             f"{head}.decoder.bias": f"{head}.bias"}
+
+
+def empty_keys(arch: str, config) -> dict[str, tuple[int, int]]:
+    """Zero-element weights HF's modules hold but TF1 never wrote: MobileBERT's extra output
+    weights [H-E, V] when E == H (the Chinese base releases). Written, so HF finds every key."""
+    if arch == "mobilebert" and config.hidden_size == config.embedding_size:
+        return {"cls.predictions.dense.weight": (0, config.vocab_size)}
+    return {}

@@ -53,6 +53,8 @@ def hf_tensors(model, arch: str, config, *, component: str = "discriminator") ->
     for e in hf_names.hf_table(arch, config, sentence_head=head, component=component):
         value = tf1_values[e.tf1_name]
         out[e.hf_key] = np.ascontiguousarray(value.T if e.transpose else value)
+    if component == "discriminator":
+        out.update({k: np.zeros(shape, np.float32) for k, shape in hf_names.empty_keys(arch, config).items()})
     return out
 
 
@@ -259,6 +261,7 @@ def match_weights(arch: str, config, weights: dict[str, np.ndarray], where: str,
     pooler = any(".pooler." in k for k in weights)
     table = hf_names.hf_table(arch, config, sentence_head=head, component=component, with_pooler=pooler)
     tied = hf_names.tied_keys(arch, component)
+    empty = hf_names.empty_keys(arch, config)
     expected = {e.hf_key: e for e in table}
     problems = [f"missing {k}" for k in expected if k not in weights]
     for key, value in weights.items():
@@ -271,6 +274,8 @@ def match_weights(arch: str, config, weights: dict[str, np.ndarray], where: str,
             source = weights.get(tied[key])
             if source is None or source.shape != value.shape or not np.array_equal(source, value):
                 problems.append(f"{key} differs from {tied[key]}, which it is tied to")
+        elif key in empty and tuple(value.shape) == empty[key]:
+            pass  # a zero-element weight: nothing to import
         elif not key.endswith(hf_names.IGNORED_KEY_SUFFIXES):
             problems.append(f"unused {key}")
     if problems:
