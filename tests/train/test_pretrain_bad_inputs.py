@@ -115,9 +115,9 @@ def test_damaged_latest_checkpoint_falls_back_and_ends_bit_identical(
         damage, reference, data_dir, tmp_path, capsys):
     model = _damage_copy(reference, tmp_path, damage)
     assert _run(tmp_path, data_dir, model) == 0
-    out = capsys.readouterr().out
-    assert "warning: checkpoint " in out and "ckpt-6 is damaged" in out
-    assert "resumed from " in out and "ckpt-3 at step 3" in out
+    captured = capsys.readouterr()  # warnings on stderr, progress on stdout
+    assert "warning: checkpoint " in captured.err and "ckpt-6 is damaged" in captured.err
+    assert "resumed from " in captured.out and "ckpt-3 at step 3" in captured.out
     got = _model_tensors(model / "checkpoints" / "ckpt-6")
     want = _model_tensors(reference / "checkpoints" / "ckpt-6")
     assert got.keys() == want.keys()

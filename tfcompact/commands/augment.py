@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipelines.augment import AugmentConfig, augment_file
+    from tfcompact.commands import console_log
     from tfcompact.files import check_output_file
     from tfcompact.tasks import check_kind
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     output = check_output_file(args.output, "--output", inputs=[args.input], overwrite=args.overwrite)
     counts = augment_file(cfg, args.model_dir, args.input, output, args.kind, args.task_format,
                           args.text_fields, args.label_field,
-                          log=lambda line: print(f"augment: {line}", file=sys.stderr))
+                          log=lambda line: console_log(f"augment: {line}"))
     rate = counts["examples"] / max(counts["seconds"], 1e-9)
     print(f"augment: {counts['examples']} examples, {counts['copies written']} copies written, "
           f"{counts['words replaced']} words replaced, {counts['duplicates dropped']} duplicates "

@@ -3,7 +3,6 @@ character seen, WordPiece pieces for the rest, learned with tensorflow-text's le
 from __future__ import annotations
 
 import argparse
-import sys
 
 MIN_VOCAB_SIZE = 110  # 104 special/unused ids + some text
 MAX_VOCAB_SIZE = 1_000_000
@@ -37,5 +36,5 @@ def run(args) -> int:
     write_vocab(vocab, output)
     fewer = (f" (the corpus gives fewer than --vocab_size {args.vocab_size})"
              if len(vocab) < args.vocab_size else "")
-    print(f"build-vocab: wrote {len(vocab)} tokens to {args.output}{fewer}", file=sys.stderr)
+    print(f"build-vocab: wrote {len(vocab)} tokens to {args.output}{fewer}")
     return 0

@@ -6,6 +6,7 @@ agreement rate of the argmax predictions, and (with --benchmark N) the latency o
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         except RuntimeError:
             # TensorFlow already started in this process (e.g. called from Python, not the
             # shell): its thread pools are fixed now; only TFLite gets --num_threads.
-            print(f"note: TensorFlow already initialised; the SavedModel runs with its existing "
-                  f"threads, TFLite with {args.num_threads}")
+            print(f"check-tflite: warning: TensorFlow already initialised; the SavedModel runs "
+                  f"with its existing threads, TFLite with {args.num_threads}", file=sys.stderr)
     from tfcompact.interop.tflite import check_tflite
 
     result = check_tflite(args.tflite, args.savedmodel, num_batches=args.num_batches, seed=args.seed,
@@ -56,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     failed = False
     if args.max_abs_diff is not None and max(result.max_abs_diff.values()) > args.max_abs_diff:
-        print(f"FAIL: max abs diff above {args.max_abs_diff}")
+        print(f"check-tflite: FAIL: max abs diff above {args.max_abs_diff}", file=sys.stderr)
         failed = True
     if (args.min_agreement is not None and result.argmax_agreement is not None
             and result.argmax_agreement < args.min_agreement):
-        print(f"FAIL: argmax agreement below {args.min_agreement}")
+        print(f"check-tflite: FAIL: argmax agreement below {args.min_agreement}", file=sys.stderr)
         failed = True
     return 1 if failed else 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,5 +32,5 @@ def run(args) -> int:
     manifest = run_conversion(cfg, num_workers=args.num_workers, progress=not args.quiet,
                               allow_empty=args.allow_empty)
     print(f"create-data: wrote {manifest['num_instances']} instances in {len(manifest['shards'])} shards "
-          f"to {args.output_dir}", file=sys.stderr)
+          f"to {args.output_dir}")
     return 0

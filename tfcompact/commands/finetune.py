@@ -52,10 +52,11 @@ def run(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(exp.to_dict(), sort_keys=False, allow_unicode=True), end="")
         return 0
+    from tfcompact.commands import console_log
     from tfcompact.train.finetune import run_finetuning, run_seeds
     from tfcompact.train.pretrain import RunOptions
 
-    options = RunOptions(tpu=args.tpu, cpu_replicas=args.cpu_replicas)
+    options = RunOptions(tpu=args.tpu, cpu_replicas=args.cpu_replicas, log=console_log)
     if args.seeds > 1:
         run_seeds(exp, args.seeds, options)
         print(f"done: {args.seeds} seeds under {exp.train.model_dir} (seeds.json)")

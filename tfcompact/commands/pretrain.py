@@ -45,10 +45,11 @@ def run(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(exp.to_dict(), sort_keys=False, allow_unicode=True), end="")
         return 0
+    from tfcompact.commands import console_log
     from tfcompact.train.pretrain import RunOptions, run_pretraining
 
     summary = run_pretraining(exp, RunOptions(tpu=args.tpu, cpu_replicas=args.cpu_replicas,
-                                                verify_data=args.verify_data))
+                                              verify_data=args.verify_data, log=console_log))
     print(f"done: step {summary['step']}/{summary['total_steps']}, model directory "
           f"{exp.train.model_dir} (summary.json, checkpoints/, tensorboard/)")
     return 0

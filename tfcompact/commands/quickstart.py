@@ -170,9 +170,10 @@ def run(args: argparse.Namespace) -> int:
           f"{shape['num_hidden_layers']} layers, hidden {shape['hidden_size']}), "
           f"{exp.train.total_steps} steps of batch {exp.train.batch_size} on CPU -> {model_dir}",
           flush=True)
-    from tfcompact.train.pretrain import run_pretraining
+    from tfcompact.commands import console_log
+    from tfcompact.train.pretrain import RunOptions, run_pretraining
 
-    summary = run_pretraining(exp)
+    summary = run_pretraining(exp, RunOptions(log=console_log))
 
     if not args.no_export:
         print(f"[4/4] export: TF1 checkpoint and SavedModels -> {export_dir}", flush=True)

