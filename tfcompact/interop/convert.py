@@ -19,7 +19,7 @@ import tensorflow as tf
 from tfcompact import modeldir
 from tfcompact.architectures import ARCHITECTURES
 from tfcompact.errors import CheckpointError, ConfigError, DataError, UserError
-from tfcompact.interop import EXPORT_FORMATS, name_maps, tflite
+from tfcompact.interop import EXPORT_FORMATS, huggingface, name_maps, tflite
 from tfcompact.interop import savedmodel as savedmodel_export
 from tfcompact.interop.output_dir import atomic_output_dir, check_output_dir
 from tfcompact.interop.preprocessing import export_preprocessing_savedmodel
@@ -44,7 +44,7 @@ def _count_vocab(path: str) -> int:
     return len(data.splitlines())
 
 
-def _check_vocab(vocab: str, config, config_file: str, hint: str = "") -> None:
+def check_vocab(vocab: str, config, config_file: str, hint: str = "") -> None:
     """The vocabulary exists and has exactly the config's vocab_size entries."""
     if not os.path.isfile(vocab):
         raise DataError(f"{vocab}: vocabulary file not found{hint}")
@@ -124,8 +124,8 @@ def _check_export_flags(fmt: str, *, quantize: str, with_optimizer_slots: bool,
     if fmt != "tf1" and with_optimizer_slots:
         raise UserError("--with_optimizer_slots applies to --format tf1 only")
     if fmt == "tf1" and component is not None:
-        raise UserError(f"--component {component} applies to --format savedmodel and tflite "
-                        "(a tf1 export holds every network of the model)")
+        raise UserError(f"--component {component} applies to --format savedmodel, tflite and "
+                        "huggingface (a tf1 export holds every network of the model)")
 
 
 def _check_lengths(fmt: str, config, seq_length: int, num_predictions: int) -> None:
@@ -162,7 +162,7 @@ def export_model_dir(model_dir: str, fmt: str, output: str, *, checkpoint: str |
                      with_optimizer_slots: bool = False, component: str | None = None,
                      seq_length: int | None = None, num_predictions: int | None = None,
                      quantize: str = "none", do_lower_case: bool = True, overwrite: bool = False) -> str:
-    """Export `model_dir` as `fmt` (tf1 | savedmodel | tflite) into `output`; returns a summary.
+    """Export `model_dir` as `fmt` (tf1 | savedmodel | tflite | huggingface) into `output`.
 
     `seq_length` (savedmodel, tflite) defaults to 128 or max_position_embeddings when that is
     smaller; `num_predictions` (tflite) to 20 or seq_length when that is smaller. A savedmodel
@@ -170,6 +170,8 @@ def export_model_dir(model_dir: str, fmt: str, output: str, *, checkpoint: str |
     """
     _check_export_flags(fmt, quantize=quantize, with_optimizer_slots=with_optimizer_slots,
                         component=component, num_predictions=num_predictions)
+    if fmt == "huggingface" and seq_length is not None:
+        raise UserError(f"--seq_length {seq_length} applies to --format savedmodel and tflite")
     info = _read_model_dir(model_dir)
     seq_length = min(128, info.config.max_position_embeddings) if seq_length is None else seq_length
     num_predictions = min(20, seq_length) if num_predictions is None else num_predictions
@@ -184,7 +186,7 @@ def export_model_dir(model_dir: str, fmt: str, output: str, *, checkpoint: str |
     check_output_dir(output, kind=kind, inputs=inputs, overwrite=overwrite)  # before the slow load
     vocab = info.vocab_path if fmt != "tflite" else None
     if vocab:
-        _check_vocab(vocab, info.config, os.path.join(model_dir, modeldir.CONFIG_FILE))
+        check_vocab(vocab, info.config, os.path.join(model_dir, modeldir.CONFIG_FILE))
     model = modeldir.load_pretraining_model(model_dir, prefix)
     with atomic_output_dir(output, kind=kind, inputs=inputs, overwrite=overwrite) as tmp, \
             _write_errors(output):
@@ -194,6 +196,10 @@ def export_model_dir(model_dir: str, fmt: str, output: str, *, checkpoint: str |
             what = f"TF1 checkpoint {output}/model.ckpt"
             if not vocab:
                 what += f" without vocab.txt ({model_dir} has none)"
+        elif fmt == "huggingface":
+            what = f"HuggingFace directory {output}: " + huggingface.export_huggingface(
+                model, info.arch, info.config, vocab, tmp, component=component or "discriminator",
+                do_lower_case=do_lower_case)
         else:
             enc_dir = os.path.join(tmp, "encoder")
             savedmodel_export.export_encoder(model, info.arch, info.config, enc_dir,
@@ -323,7 +329,7 @@ def import_tf1_checkpoint(arch: str, checkpoint: str, config_path: str | None, o
     _check_tf1_names(prefix, shapes)
     config, recorded_preset = _import_config(arch, config_path, preset, prefix, shapes, layout)
     source = config_path if preset is None else f"preset {preset}"
-    _check_vocab(vocab, config, source, hint)
+    check_vocab(vocab, config, source, hint)
     check_checkpoint_vocab(prefix, shapes, config, source)
     if arch == "electra":
         sentence_head = "none"

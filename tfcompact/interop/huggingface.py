@@ -292,7 +292,7 @@ def match_weights(arch: str, config, weights: dict[str, np.ndarray], where: str,
 def import_huggingface(model_dir: str, output: str, *, generator: str | None = None,
                        vocab: str | None = None, overwrite: bool = False) -> str:
     """Import a HuggingFace directory (ELECTRA: + `generator`) into a new model directory."""
-    from tfcompact.interop.convert import _check_vocab, build_model, save_training_checkpoint
+    from tfcompact.interop.convert import check_vocab, build_model, save_training_checkpoint
 
     for flag, d in (("--model_dir", model_dir), ("--generator", generator)):
         if d is not None and not os.path.isdir(d):
@@ -307,7 +307,7 @@ def import_huggingface(model_dir: str, output: str, *, generator: str | None = N
     weights, files = read_hf_weights(model_dir)
     inputs = [("--model_dir", f) for f in files] + [("--vocab", vocab)]
     check_output_dir(output, kind=IMPORT_KIND, inputs=inputs, overwrite=overwrite)
-    _check_vocab(vocab, config, where, "" if os.path.isfile(vocab) else " (pass --vocab)")
+    check_vocab(vocab, config, where, "" if os.path.isfile(vocab) else " (pass --vocab)")
     component = "discriminator"
     values, head = match_weights(arch, config, weights, model_dir, component=component)
     if g is not None:
