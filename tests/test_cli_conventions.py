@@ -223,3 +223,16 @@ def test_filter_passes_a_partial_line_before_the_writer_finishes():
         worker.join(timeout=30)
         for fd in (src_r, dst_r, dst_w):
             os.close(fd)
+
+
+@pytest.mark.parametrize("how", ["no-python", "cannot-import"])
+def test_stderr_is_left_alone_when_the_filter_cannot_start(monkeypatch, how):
+    """A filter that is not running must not take stderr: every later message would be lost."""
+    if how == "no-python":
+        monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
+    else:  # the filter process runs with -I -S: without the package root nothing imports
+        monkeypatch.setattr(cli, "__file__", "/nonexistent/tfcompact/cli.py")
+    before = os.fstat(2)
+    assert cli._start_stderr_filter(1, True) is None
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 VERBOSE_HELP = "show every log line TensorFlow writes (its start-up lines are hidden by default)"
+_WITHOUT_TENSORFLOW = frozenset({"presets"})  # commands that never load it: no filter needed
 TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"  # TensorFlow's C++ log threshold: 0 INFO, 1 WARNING, 2 ERROR
 
 # What TensorFlow writes to stderr, by line. Its C++ log lines (absl format: severity letter,
@@ -126,17 +127,25 @@ def _start_stderr_filter(min_level: int, drop_noise: bool) -> Callable[[], None]
     except (OSError, ValueError):
         return None  # no stderr to filter
     read_end, write_end = os.pipe()
+    ready_read, ready_write = os.pipe()  # the filter says it runs before stderr depends on it
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = (f"import sys; sys.path.insert(0, {package_root!r}); from tfcompact.cli import "
-            f"filter_stderr; filter_stderr(0, 1, {min_level}, {drop_noise})")
+    code = (f"import os, sys; sys.path.insert(0, {package_root!r}); from tfcompact.cli import "
+            f"filter_stderr; os.write({ready_write}, b'1'); os.close({ready_write}); "
+            f"filter_stderr(0, 1, {min_level}, {drop_noise})")
     try:  # a session of its own: Ctrl-C stops the command, the filter still writes its message
         proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", code], stdin=read_end,
-                                stdout=real_stderr, stderr=real_stderr, start_new_session=True)
+                                stdout=real_stderr, stderr=real_stderr, pass_fds=(ready_write,),
+                                start_new_session=True)
     except OSError:
+        proc = None
+    os.close(read_end)
+    os.close(ready_write)
+    started = proc is not None and os.read(ready_read, 1) == b"1"
+    os.close(ready_read)
+    if not started:  # stderr stays as it was
+        os.close(write_end)
         os.close(real_stderr)
         return None
-    finally:
-        os.close(read_end)
     os.dup2(write_end, 2)
     os.close(write_end)
 
@@ -254,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:  # `tfcompact` or `tfcompact --verbose` alone
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    stop_filter = quiet_tensorflow_logs(args.verbose, filter_fd=argv is None)
+    stop_filter = quiet_tensorflow_logs(
+        args.verbose, filter_fd=argv is None and args.command not in _WITHOUT_TENSORFLOW)
     try:
         return _run_command(args)
     finally:
