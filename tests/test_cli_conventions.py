@@ -236,3 +236,26 @@ def test_stderr_is_left_alone_when_the_filter_cannot_start(monkeypatch, how):
     assert cli._start_stderr_filter(1, True) is None
     after = os.fstat(2)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+_KERAS_NO_GRADIENT = """
+import sys, warnings
+from tfcompact import cli
+if sys.argv[1] == "quiet":
+    cli.ignore_python_noise()
+import keras
+trained, head = keras.Variable([1.0], name="trained"), keras.Variable([2.0], name="head_kernel")
+keras.optimizers.SGD(0.1).apply([keras.ops.ones((1,)), None], [trained, head])
+warnings.warn("a real warning stays", UserWarning)
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_python_noise_is_hidden_and_real_warnings_stay(mode):
+    """Keras's 'Gradients do not exist' (a distillation stage leaving a head alone on purpose)
+    is hidden by the program unless --verbose; any other warning still shows."""
+    r = subprocess.run([sys.executable, "-c", _KERAS_NO_GRADIENT, mode], capture_output=True,
+                       text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert r.returncode == 0, r.stderr
+    assert "a real warning stays" in r.stderr
+    assert ("Gradients do not exist for variables ['head_kernel']" in r.stderr) is (mode == "verbose")

@@ -179,6 +179,23 @@ def quiet_tensorflow_logs(verbose: bool, filter_fd: bool) -> Callable[[], None] 
     return _start_stderr_filter(min_level, drop_noise) if filter_fd and min_level >= 1 else None
 
 
+# Python warnings from the libraries that mean nothing to a user of the command line
+# (message regex, category); --verbose shows them.
+PYTHON_NOISE: tuple[tuple[str, type[Warning]], ...] = (
+    # Keras, when a stage trains part of the model on purpose (TinyBERT's layer distillation
+    # leaves the MLM head alone): "did you forget to provide a `loss` argument?"
+    (r"Gradients do not exist for variables ", UserWarning),
+)
+
+
+def ignore_python_noise() -> None:
+    """Hide the PYTHON_NOISE warnings in this process (the program's own, not a caller's)."""
+    import warnings
+
+    for message, category in PYTHON_NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 def _add_command(subparsers, name: str) -> None:
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(f"tfcompact.commands.{module_name}")
@@ -263,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:  # `tfcompact` or `tfcompact --verbose` alone
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if argv is None and not args.verbose:
+        ignore_python_noise()
     stop_filter = quiet_tensorflow_logs(
         args.verbose, filter_fd=argv is None and args.command not in _WITHOUT_TENSORFLOW)
     try:
