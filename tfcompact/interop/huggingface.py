@@ -304,15 +304,14 @@ def import_huggingface(model_dir: str, output: str, *, generator: str | None = N
         raise UserError(f"--generator applies to ELECTRA only; {where} is model_type {d.get('model_type')!r}")
     arch, config = config_from_hf(d, where, g, os.path.join(generator or "", CONFIG))
     vocab = vocab or os.path.join(model_dir, "vocab.txt")
-    weights, files = read_hf_weights(model_dir)
-    inputs = [("--model_dir", f) for f in files] + [("--vocab", vocab)]
+    weights, _ = read_hf_weights(model_dir)
+    inputs = [("--model_dir", model_dir), ("--vocab", vocab)] + ([("--generator", generator)] if generator else [])
     check_output_dir(output, kind=IMPORT_KIND, inputs=inputs, overwrite=overwrite)
     check_vocab(vocab, config, where, "" if os.path.isfile(vocab) else " (pass --vocab)")
     component = "discriminator"
     values, head = match_weights(arch, config, weights, model_dir, component=component)
     if g is not None:
-        g_weights, g_files = read_hf_weights(generator)
-        inputs += [("--generator", f) for f in g_files]
+        g_weights, _ = read_hf_weights(generator)
         g_values, _ = match_weights(arch, config, g_weights, generator, component="generator")
         for name in set(values) & set(g_values):
             if not np.array_equal(values[name], g_values[name]):

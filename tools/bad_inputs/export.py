@@ -1,8 +1,8 @@
-"""Bad inputs for `tfcompact export`, `tfcompact import-tf1` and `tfcompact check-tflite`.
+"""Bad inputs for `tfcompact export`, `import-tf1`, `import-hf` and `check-tflite`.
 
 Every case starts from real files made once per process by the real commands (`base()`): a
 model directory from `create-data` + 2 steps of `pretrain` (tiny ALBERT, the data's vocab
-copied in), and its TF1, SavedModel and TFLite exports and a re-import of the TF1 export.
+copied in), and its TF1, SavedModel, TFLite and HuggingFace exports and a re-import of the TF1 export.
 A case copies what it needs into its own directory, damages it, and returns the argv.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ PRETRAIN_SETTINGS = (
 
 def base() -> Path:
     """The shared starting point (built on first use, removed at exit): model/, tf1/, sm/,
-    lite/, imported/ under one temporary directory."""
+    lite/, imported/, hf/ under one temporary directory."""
     if "root" not in _BASE:
         root = Path(tempfile.mkdtemp(prefix="tfcompact-bad-export-base-"))
         atexit.register(shutil.rmtree, root, True)
@@ -49,6 +49,7 @@ def base() -> Path:
                   "--seq_length", "16", "--num_predictions", "4")
         tfcompact("import-tf1", "--arch", "albert", "--checkpoint", str(root / "tf1" / "model.ckpt"),
                   "--config", str(root / "tf1" / "albert_config.json"), "--output", str(root / "imported"))
+        tfcompact("export", "--model_dir", model, "--format", "huggingface", "--output", str(root / "hf"))
         _BASE["root"] = root
     return _BASE["root"]
 
@@ -227,6 +228,32 @@ def _bert_config(d: dict) -> None:
     d["config"] = {k: c[k] for k in ("vocab_size", "hidden_size", "num_hidden_layers",
                                      "num_attention_heads", "intermediate_size",
                                      "max_position_embeddings")}
+
+
+def import_hf(*args: str, hf: str = "hf", output: str = "imported") -> list[str]:
+    return ["import-hf", "--model_dir", hf, "--output", output, *args]
+
+
+def _hf(tmp: Path) -> None:
+    copy(tmp, "hf")
+
+
+def _hf_config(**fields):
+    def edit(tmp: Path) -> None:
+        path = tmp / "hf" / "config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), **fields}), encoding="utf-8")
+    return edit
+
+
+def _hf_weights(change):
+    def edit(tmp: Path) -> None:
+        from safetensors.numpy import load_file, save_file
+
+        path = str(tmp / "hf" / "model.safetensors")
+        weights = load_file(path)
+        change(weights)
+        save_file(weights, path, metadata={"format": "pt"})
+    return edit
 
 
 def _set_config(**fields):
@@ -465,6 +492,44 @@ CASES = [
           setup=_release, argv=import_preset("albert_tiny_zh")),
     _case("import-tf1: --preset whose vocab_size is not the checkpoint's", "rows (vocabulary entries)",
           setup=_with(_release, _big_vocab), argv=import_preset("albert_tiny_zh", "--vocab", "zh_vocab.txt")),
+
+    # --- export --format huggingface / import-hf ---------------------------------------------
+    _case("export: --format huggingface with --seq_length", "--seq_length 16",
+          setup=_model, argv=export("--seq_length", "16", fmt="huggingface")),
+    _case("import-hf: --model_dir does not exist", "--model_dir nowhere",
+          argv=import_hf(hf="nowhere")),
+    _case("import-hf: no config.json", "hf/config.json: not found",
+          setup=_with(_hf, _rm("hf/config.json")), argv=import_hf()),
+    _case("import-hf: config.json not JSON", "hf/config.json: not valid JSON",
+          setup=_with(_hf, _file("hf/config.json", "{'model_type': 'albert'")), argv=import_hf()),
+    _case("import-hf: a model type we do not implement", "field 'model_type': 'roberta'",
+          setup=_with(_hf, _hf_config(model_type="roberta")), argv=import_hf()),
+    _case("import-hf: relative position embeddings", "position_embedding_type",
+          setup=_with(_hf, _hf_config(position_embedding_type="relative_key")), argv=import_hf()),
+    _case("import-hf: config.json sizes that do not fit the weights", "does not fit",
+          setup=_with(_hf, _hf_config(intermediate_size=48)), argv=import_hf()),
+    _case("import-hf: model.safetensors garbage", "hf/model.safetensors: cannot read safetensors",
+          setup=_with(_hf, _bytes("hf/model.safetensors", b"\x00garbage" * 100)), argv=import_hf()),
+    _case("import-hf: model.safetensors truncated", "hf/model.safetensors: cannot read safetensors",
+          setup=_with(_hf, lambda t: truncate(t / "hf" / "model.safetensors")), argv=import_hf()),
+    _case("import-hf: no weights file", "no model.safetensors",
+          setup=_with(_hf, _rm("hf/model.safetensors")), argv=import_hf()),
+    _case("import-hf: a weight missing", "missing albert.pooler.weight",
+          setup=_with(_hf, _hf_weights(lambda w: w.pop("albert.pooler.weight"))), argv=import_hf()),
+    _case("import-hf: a weight nobody reads", "unused albert.extra.weight",
+          setup=_with(_hf, _hf_weights(lambda w: w.update({"albert.extra.weight": w["albert.pooler.bias"]}))),
+          argv=import_hf()),
+    _case("import-hf: a tied copy that differs", "predictions.decoder.bias differs from predictions.bias",
+          setup=_with(_hf, _hf_weights(lambda w: w.update({"predictions.decoder.bias": w["predictions.bias"] + 1}))),
+          argv=import_hf()),
+    _case("import-hf: vocab.txt of another size", "3 entries",
+          setup=_with(_hf, _file("hf/vocab.txt", "[PAD]\n[UNK]\n[CLS]\n")), argv=import_hf()),
+    _case("import-hf: no vocab.txt", "(pass --vocab)",
+          setup=_with(_hf, _rm("hf/vocab.txt")), argv=import_hf()),
+    _case("import-hf: --generator for an ALBERT", "--generator applies to ELECTRA only",
+          setup=_with(_hf, lambda t: copy(t, "hf", "gen")), argv=import_hf("--generator", "gen")),
+    _case("import-hf: --output inside the HF directory", "--model_dir",
+          setup=_hf, argv=import_hf(output="hf/imported")),
 
     # --- check-tflite --------------------------------------------------------------------------
     _case("check-tflite: --tflite missing", "missing.tflite",
