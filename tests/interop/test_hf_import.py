@@ -1,6 +1,7 @@
 """HuggingFace directories without torch or transformers: the key and config tables, ours -> HF
 -> ours bit-identical through the CLI, and import-hf's all-or-nothing checks."""
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -183,3 +184,28 @@ def test_export_flags_that_do_not_apply(tmp_path, cli):
     code, _, err = cli("export", "--model_dir", d, "--format", "huggingface", "--component", "generator",
                        "--output", tmp_path / "hf")
     assert code != 0 and "only ELECTRA" in err
+
+
+def test_pytorch_bin_without_torch_says_what_to_do(tmp_path, cli, hf_dir, monkeypatch):
+    (hf_dir / "model.safetensors").rename(hf_dir / "pytorch_model.bin")
+    monkeypatch.setitem(sys.modules, "torch", None)  # as on a machine without torch
+    err = _import_error(cli, tmp_path, hf_dir)
+    assert "pytorch_model.bin: reading pytorch_model.bin needs torch" in err
+
+
+def test_sharded_safetensors(tmp_path, cli, hf_dir):
+    weights = load_file(str(hf_dir / "model.safetensors"))
+    keys = sorted(weights)
+    shards = {"model-00001-of-00002.safetensors": keys[::2], "model-00002-of-00002.safetensors": keys[1::2]}
+    for name, part in shards.items():
+        save_file({k: weights[k] for k in part}, str(hf_dir / name), metadata={"format": "pt"})
+    index = {"metadata": {}, "weight_map": {k: name for name, part in shards.items() for k in part}}
+    (hf_dir / "model.safetensors.index.json").write_text(json.dumps(index))
+    (hf_dir / "model.safetensors").unlink()
+    code, out, err = cli("import-hf", "--model_dir", hf_dir, "--output", tmp_path / "out")
+    assert code == 0, err
+    code, out, err = cli("export", "--model_dir", tmp_path / "out", "--format", "huggingface",
+                         "--output", tmp_path / "back")
+    assert code == 0, err
+    back = load_file(str(tmp_path / "back" / "model.safetensors"))
+    assert sorted(back) == keys and all(np.array_equal(back[k], weights[k]) for k in keys)
