@@ -13,8 +13,9 @@ Exit status:
   130  interrupted (Ctrl-C)
 
 Output: progress and results go to stdout, warnings and errors to stderr. TensorFlow's
-start-up log lines (oneDNN, CUDA probing, CPU features) are hidden; `--verbose` shows every
-log line TensorFlow writes. A TF_CPP_MIN_LOG_LEVEL set in the environment is kept as it is.
+start-up log lines (oneDNN, CUDA probing, CPU features) and a few library warnings that mean
+nothing here are hidden; `--verbose` (before or after the command) shows everything.
+A TF_CPP_MIN_LOG_LEVEL set in the environment is kept as it is.
 """
 from __future__ import annotations
 
