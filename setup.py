@@ -1,5 +1,6 @@
 """tfcompact: pretrain, distill and export compact Chinese language models on TPUs."""
 import pathlib
+import re
 
 from setuptools import find_packages, setup
 
@@ -7,7 +8,9 @@ HERE = pathlib.Path(__file__).parent
 
 setup(
     name="tfcompact",
-    version="0.1.0",
+    # one place for the version: tfcompact/__init__.py (read without importing the package)
+    version=re.search(r'^__version__ = "([^"]+)"', (HERE / "tfcompact" / "__init__.py").read_text(encoding="utf-8"),
+                      re.M).group(1),
     description=(
         "TensorFlow 2 / Keras 3 framework to pretrain, distill and export compact Chinese "
         "language models (ALBERT, ELECTRA, MobileBERT, TinyBERT) on TPUs, GPUs and CPUs."

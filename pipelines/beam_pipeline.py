@@ -419,7 +419,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"beam_pipeline: error: {e}", file=sys.stderr)
         return 1  # a user error, as tfcompact.cli; argparse's usage errors exit 2
     print(f"beam_pipeline: wrote {manifest['num_instances']} instances in "
-          f"{len(manifest['shards'])} shards to {cfg.output_dir}", file=sys.stderr)
+          f"{len(manifest['shards'])} shards to {cfg.output_dir}")
     return 0
 
 

@@ -632,7 +632,8 @@ def conversion_manifest(cfg: ConvertConfig, vocab_size: int, vocab_md5: str, spe
 # Driver
 # ---------------------------------------------------------------------------------------------
 class Progress:
-    """One status line on stderr: MB done / total, MB/s, ETA, shards, instances."""
+    """One status line on stdout (progress; warnings and errors go to stderr): MB done / total,
+    MB/s, ETA, shards, instances."""
 
     def __init__(self, total_bytes: int, num_shards: int, done_shards: int, stream=None, enabled=True):
         self.total = max(1, total_bytes)
@@ -642,7 +643,7 @@ class Progress:
         self.instances: dict[int, int] = {}
         self.start = time.monotonic()
         self.last = 0.0
-        self.stream = stream or sys.stderr
+        self.stream = stream or sys.stdout
         self.enabled = enabled
 
     def update(self, shard: int, delta_bytes: int, instances_so_far: int) -> None:

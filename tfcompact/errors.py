@@ -2,7 +2,8 @@
 
 
 class UserError(Exception):
-    """Bad input from the user. The command line prints it as one line and exits with status 2."""
+    """Bad input from the user. The command line prints it as one line and exits with status 1
+    (2 is argparse's usage error; see `tfcompact/cli.py`)."""
 
 
 class ConfigError(UserError, ValueError):

@@ -77,8 +77,8 @@ def test_masked_output_and_determinism_across_workers(tmp_path, corpus_path):
 
 def test_same_seed_twice_identical_and_other_seed_differs(tmp_path, corpus_path, capsys):
     run_conversion(_cfg([corpus_path], tmp_path / "a", masking="token"), progress=True)
-    err = capsys.readouterr().err
-    assert "MB/s" in err and "ETA" in err and "shards 4/4" in err
+    out = capsys.readouterr().out  # progress on stdout, errors and warnings on stderr
+    assert "MB/s" in out and "ETA" in out and "shards 4/4" in out
     run_conversion(_cfg([corpus_path], tmp_path / "b", masking="token"), progress=False)
     run_conversion(_cfg([corpus_path], tmp_path / "c", masking="token", seed=8), progress=False)
     assert _shard_bytes(tmp_path / "a") == _shard_bytes(tmp_path / "b")
