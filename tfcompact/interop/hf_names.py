@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from tfcompact.architectures import ARCHITECTURES
 from tfcompact.errors import ConfigError
 from tfcompact.interop.tf1_names import tf1_variable_shapes
+from tfcompact.layers.norms import LAYER_NORM_EPSILON
 
 # HF model_type -> our arch (TinyBERT is a BERT there, so only the arch named like its type).
 ARCH_OF_MODEL_TYPE = {a.hf_model_type: name for name, a in ARCHITECTURES.items() if name == a.hf_model_type}
-LAYER_NORM_EPS = 1e-12  # every original release (and our layers)
+LAYER_NORM_EPS = LAYER_NORM_EPSILON  # our layers' (BERT's), written and required
 # Keys some HF checkpoints carry that are buffers, not weights.
 IGNORED_KEY_SUFFIXES = ("position_ids", "embeddings.token_type_ids")
 

@@ -11,6 +11,7 @@ from keras import ops
 from tfcompact.errors import ConfigError
 
 NORMALIZATION_TYPES = ("layer_norm", "no_norm")
+LAYER_NORM_EPSILON = 1e-12  # BERT's, in every original release (Keras' default is 1e-3)
 
 
 @keras.saving.register_keras_serializable(package="tfcompact")
@@ -20,7 +21,7 @@ class LayerNorm(keras.layers.Layer):
     Statistics are computed in float32 even under a mixed-precision policy.
     """
 
-    def __init__(self, epsilon: float = 1e-12, **kwargs):
+    def __init__(self, epsilon: float = LAYER_NORM_EPSILON, **kwargs):
         kwargs.setdefault("name", "LayerNorm")
         super().__init__(**kwargs)
         self.epsilon = epsilon
