@@ -44,7 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "score a fine-tuned model on a task file with the official metric"),
     "predict": ("predict", "write a fine-tuned model's predictions for a task file"),
     "doctor": ("doctor", "check this machine: versions, devices (TPU, GPU, CPU features), data access"),
-    "export": ("export", "export a model directory as TF1 checkpoint, SavedModel or TFLite"),
+    "export": ("export", "export a model directory as TF1 checkpoint, SavedModel, TFLite or HuggingFace directory"),
     "import-tf1": ("import_tf1", "import a released TF1 checkpoint into a model directory"),
     "import-hf": ("import_hf", "import a HuggingFace model directory (config.json + model.safetensors) into a model directory"),
     "check-tflite": ("check_tflite", "compare a TFLite export with its SavedModel on the same inputs"),

@@ -1,4 +1,5 @@
-"""`tfcompact export`: a model directory as a TF1 checkpoint, a SavedModel pair, or TFLite.
+"""`tfcompact export`: a model directory as a TF1 checkpoint, a SavedModel pair, TFLite, or a
+HuggingFace directory.
 
 - `--format tf1`: `model.ckpt.{index,data-*}` + `checkpoint` with the original TF1 variable
   names, the original-format config JSON (every flag explicit) and `vocab.txt`.
@@ -7,6 +8,9 @@
   `preprocessing/` (strings -> packed int32 features, vocab as an asset).
 - `--format tflite`: `model.tflite` at a fixed `--seq_length`, `--quantize none|fp16|dynamic`,
   plus the `encoder/` SavedModel it was converted from (for `tfcompact check-tflite`).
+- `--format huggingface`: `config.json` (every flag), `model.safetensors`, `vocab.txt` and the
+  BertTokenizer files, loadable by `transformers`' `from_pretrained` as they are (ELECTRA:
+  `--component discriminator|generator`); see `tfcompact/interop/huggingface.py`.
 
 A fine-tuned directory (one with `task.json`, see `tfcompact.tasks`) exports its task model:
 `--format savedmodel` gives `task/` (raw strings in, labels / entity spans / answers out, no
@@ -37,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with_optimizer_slots", action="store_true",
                         help="tf1: also write <var>/adam_m, <var>/adam_v and global_step")
     parser.add_argument("--component", default=None, choices=("discriminator", "generator"),
-                        help="ELECTRA savedmodel/tflite: which network to export (default discriminator)")
+                        help="ELECTRA savedmodel/tflite/huggingface: which network to export "
+                             "(default discriminator)")
     parser.add_argument("--seq_length", type=int, default=None,
                         help="tflite: fixed sequence length; savedmodel: default of the preprocessing "
                              "model (default 128, or max_position_embeddings when smaller)")
@@ -46,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default 20, or --seq_length when smaller)")
     parser.add_argument("--quantize", default="none", help="tflite: none, fp16 or dynamic")
     parser.add_argument("--do_lower_case", default=None, choices=("true", "false"),
-                        help="savedmodel preprocessing: lower-case and strip accents (Chinese BERT "
+                        help="savedmodel preprocessing / huggingface tokenizer: lower-case and strip accents (Chinese BERT "
                              "vocab: true, the default; a fine-tuned directory: task.json's)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier export of the same format at --output (nothing else)")
