@@ -60,7 +60,11 @@ TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"  # TensorFlow's C++ log threshold: 0 INFO,
 # date, time, thread, file:line]) are kept from WARNING up, except those below that mean
 # nothing to a user of this project. The lines it writes while its libraries load come before
 # TF_CPP_MIN_LOG_LEVEL is read, so only a filter on the stderr file descriptor removes them.
-_ABSL_LINE = re.compile(rb"([IWEF])\d{4} \d+:\d+:\d+\.\d+ +\d+ [^ \]]+:\d+\] ")
+# Two formats: absl's (TF 2.21: `I0000 00:00:1796075653.147002    3302 port.cc:153] `) and
+# TensorFlow's own before it moved to absl (TF 2.20, the TPU line:
+# `2026-11-30 23:12:50.668421: I tensorflow/core/util/port.cc:153] `).
+_ABSL_LINE = re.compile(rb"(?:([IWEF])\d{4} \d+:\d+:\d+\.\d+ +\d+ "
+                        rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) )[^ \]]+:\d+\] ")
 _ABSL_BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 _TFLITE_INFO = b"INFO: "  # the TFLite interpreter's own INFO lines (e.g. XNNPACK delegate created)
 _NOISE = re.compile(rb"\] (failed call to cuInit: "        # no GPU driver: the CPU is used
@@ -78,7 +82,7 @@ def keep_stderr_line(line: bytes, min_level: int, drop_noise: bool) -> bool:
     match = _ABSL_LINE.match(text)
     if match is None:
         return True
-    if b"IWEF".index(match.group(1)) < min_level:
+    if b"IWEF".index(match.group(1) or match.group(2)) < min_level:
         return False
     return not (drop_noise and _NOISE.search(text))
 
@@ -86,7 +90,7 @@ def keep_stderr_line(line: bytes, min_level: int, drop_noise: bool) -> bool:
 def _may_begin_log_line(partial: bytes) -> bool:
     """A line still being written that a log line could begin with (held until it ends)."""
     return (_ABSL_BANNER.startswith(partial) or _TFLITE_INFO.startswith(partial)
-            or partial.startswith(_TFLITE_INFO) or re.match(rb"[IWEF](\d|$)", partial) is not None)
+            or partial.startswith(_TFLITE_INFO) or re.match(rb"[IWEF](\d|$)|\d", partial) is not None)
 
 
 def filter_stderr(src: int, dst: int, min_level: int, drop_noise: bool) -> None:
