@@ -274,9 +274,8 @@ def match_weights(arch: str, config, weights: dict[str, np.ndarray], where: str,
             source = weights.get(tied[key])
             if source is None or source.shape != value.shape or not np.array_equal(source, value):
                 problems.append(f"{key} differs from {tied[key]}, which it is tied to")
-        elif key in empty and tuple(value.shape) == empty[key]:
-            pass  # a zero-element weight: nothing to import
-        elif not key.endswith(hf_names.IGNORED_KEY_SUFFIXES):
+        elif not (key.endswith(hf_names.IGNORED_KEY_SUFFIXES)  # a buffer, or a zero-element weight
+                  or (key in empty and tuple(value.shape) == empty[key])):
             problems.append(f"unused {key}")
     if problems:
         raise CheckpointError(f"{where} does not match {ARCHITECTURES[arch].hf_model_type} "
