@@ -196,7 +196,8 @@ _T = 1e12
 # TPUs, from the Cloud TPU documentation "TPU v2/v3/v4/v5e/v5p/v6e" pages (peak compute per
 # chip, bf16): v2 45 TFLOPS and v3 123 TFLOPS per chip of two TensorCores, and TensorFlow
 # shows each core as a device, so half of that per device; v4 275 and v5p 459 TFLOPS per chip
-# of two TensorCores that act as one device (megacore: one device, one replica, per chip);
+# of two TensorCores that act as one device (megacore: one device, one replica, per chip, as
+# `tpu_software.tpu_topology` counts them; JAX's TPU chip table lists megacore for v4 and v5p);
 # v5e 197 and v6e 918 TFLOPS per chip of one TensorCore. fp32 = bf16: "by default, TPUs
 # perform matrix multiplication operations with bfloat16 values and accumulations with IEEE
 # float32" (Cloud TPU documentation, "Improve your model's performance with bfloat16").
@@ -272,7 +273,9 @@ def device_peak(device_kind: str, precision: str) -> tuple[Optional[float], str]
     """(peak dense matmul FLOP/s of one device, where the figure comes from), or (None, why
     not). `precision` is a training precision ("float32", "mixed_bfloat16") or a dtype name.
     "CPU" is measured by `cpu_probe` (once per machine, cached); float32 on an Ampere or newer
-    GPU uses the TF32 tensor-core peak when TensorFlow's TF32 execution is on (its default)."""
+    GPU uses the TF32 tensor-core peak when TensorFlow's TF32 execution is on (its default).
+    The CPU figure is the whole machine's (every core), so count one device per host even when
+    the CPU is split into several logical replicas (`cpu_replicas`)."""
     p = _precision_key(precision)
     if (device_kind or "").upper() == "CPU":
         return cpu_probe(_PROBE_DTYPES[p])
@@ -380,7 +383,8 @@ def cpu_probe(dtype: str = "float32") -> tuple[Optional[float], str]:
     try:
         flops, how = measure_cpu_peak(dtype)
     except Exception as e:  # e.g. no CPU kernel for this dtype in this TensorFlow build
-        return None, f"CPU {dtype} matmul probe failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        first_line = (str(e).splitlines() or [""])[0]
+        return None, f"CPU {dtype} matmul probe failed: {type(e).__name__}: {first_line}"
     machine = table.get(key) if isinstance(table.get(key), dict) else {}
     table[key] = {**machine, dtype: {"flops": flops, "how": how}}
     user_cache.write_private(CPU_CACHE_NAME, (json.dumps(table, indent=1) + "\n").encode("utf-8"))
@@ -445,7 +449,8 @@ def detect_device_kind(strategy: Any = None, accelerator_type: Optional[str] = N
 def utilisation(flops_per_step: float, steps: int, seconds: float, peak_per_device: float,
                 num_devices: int) -> float:
     """Achieved model FLOP/s over the peak of all devices: flops_per_step·steps / seconds /
-    (peak_per_device·num_devices). `flops_per_step` is the global step's (global batch)."""
+    (peak_per_device·num_devices). `flops_per_step` is the global step's (global batch);
+    `num_devices` the replicas (TPU cores/chips, GPUs), or the hosts for CPU peaks."""
     if seconds <= 0 or peak_per_device <= 0 or num_devices < 1:
         raise ValueError(f"utilisation needs seconds > 0, a positive peak and at least one "
                          f"device; got seconds={seconds}, peak={peak_per_device}, "
