@@ -10,9 +10,11 @@ appears all at once, and replaces only an earlier output of the same command.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 import shutil
+from typing import Callable, Optional
 
 import tensorflow as tf
 
@@ -110,15 +112,31 @@ def _export_checkpoint(info, checkpoint: str | None) -> str:
     return resolve_checkpoint_prefix(prefix)
 
 
-def _check_export_flags(fmt: str, *, quantize: str, with_optimizer_slots: bool,
-                        component: str | None, num_predictions: int | None) -> None:
-    """Flags that do not fit the format are refused, never silently ignored."""
-    if fmt not in EXPORT_FORMATS:
-        raise UserError(f"--format {fmt}: unknown export format; expected one of {', '.join(EXPORT_FORMATS)}")
+def check_quantize_flags(fmt: str, quantize: str, representative_data: str | None = None,
+                         representative_samples: int | None = None) -> None:
+    """--quantize applies to tflite; --representative_data/--representative_samples (the
+    calibration text) to --quantize int8 only."""
     if fmt == "tflite" and quantize not in QUANTIZE_MODES:
         raise UserError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZE_MODES)}")
     if fmt != "tflite" and quantize != "none":
         raise UserError(f"--quantize {quantize} applies to --format tflite only")
+    for flag, value in (("--representative_data", representative_data),
+                        ("--representative_samples", representative_samples)):
+        if value is not None and (fmt != "tflite" or quantize != "int8"):
+            raise UserError(f"{flag} {value} applies to --format tflite --quantize int8 only "
+                            "(the calibration text of full-integer quantization)")
+    if representative_samples is not None and representative_samples < 1:
+        raise UserError(f"--representative_samples {representative_samples}: expected at least 1")
+
+
+def _check_export_flags(fmt: str, *, quantize: str, with_optimizer_slots: bool,
+                        component: str | None, num_predictions: int | None,
+                        representative_data: str | None = None,
+                        representative_samples: int | None = None) -> None:
+    """Flags that do not fit the format are refused, never silently ignored."""
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"--format {fmt}: unknown export format; expected one of {', '.join(EXPORT_FORMATS)}")
+    check_quantize_flags(fmt, quantize, representative_data, representative_samples)
     if fmt != "tflite" and num_predictions is not None:
         raise UserError(f"--num_predictions {num_predictions} applies to --format tflite only")
     if fmt != "tf1" and with_optimizer_slots:
@@ -136,6 +154,34 @@ def _check_lengths(fmt: str, config, seq_length: int, num_predictions: int) -> N
                         "(the model's max_position_embeddings)")
     if fmt == "tflite" and not 1 <= num_predictions <= seq_length:
         raise UserError(f"--num_predictions {num_predictions}: expected 1..{seq_length} (--seq_length)")
+
+
+# (sentences, where they come from) of the default calibration text, given how many are wanted
+DefaultCalibration = Callable[[int], "tuple[list[str], str]"]
+
+
+def _calibration(info, quantize: str, representative_data: str | None, samples: int | None,
+                 default: Optional[DefaultCalibration], do_lower_case: bool):
+    """(int8's calibration inputs as `tflite.convert_module` takes them, or None; a phrase for
+    the summary), read and checked before the slow work."""
+    if quantize != "int8":
+        return None, ""
+    from tfcompact.text.tokenizer import FullTokenizer
+
+    if info.vocab_path is None:
+        raise UserError(f"--quantize int8 calibrates on text tokenized with the model's vocabulary; "
+                        f"{info.path} has no {modeldir.VOCAB_FILE} (copy the vocabulary the model "
+                        "was trained with there)")
+    samples = tflite.DEFAULT_CALIBRATION_SAMPLES if samples is None else samples
+    if representative_data is not None:
+        sentences, where = tflite.read_sentences(representative_data, samples), representative_data
+    elif default is not None:
+        sentences, where = default(samples)
+    else:
+        raise UserError("--quantize int8: no calibration text; pass --representative_data FILE")
+    tokenizer = FullTokenizer(info.vocab_path, do_lower_case=do_lower_case)
+    return (functools.partial(tflite.representative_features, sentences, tokenizer),
+            f", calibrated on {len(sentences)} sentences of {where}")
 
 
 def export_tf1(model, arch: str, config, vocab_path: str | None, out_dir: str, *,
@@ -161,15 +207,22 @@ def export_tf1(model, arch: str, config, vocab_path: str | None, out_dir: str, *
 def export_model_dir(model_dir: str, fmt: str, output: str, *, checkpoint: str | None = None,
                      with_optimizer_slots: bool = False, component: str | None = None,
                      seq_length: int | None = None, num_predictions: int | None = None,
-                     quantize: str = "none", do_lower_case: bool = True, overwrite: bool = False) -> str:
+                     quantize: str = "none", do_lower_case: bool = True, overwrite: bool = False,
+                     representative_data: str | None = None,
+                     representative_samples: int | None = None,
+                     default_calibration: Optional[DefaultCalibration] = None) -> str:
     """Export `model_dir` as `fmt` (tf1 | savedmodel | tflite | huggingface) into `output`.
 
     `seq_length` (savedmodel, tflite) defaults to 128 or max_position_embeddings when that is
     smaller; `num_predictions` (tflite) to 20 or seq_length when that is smaller. A savedmodel
-    export of a directory without vocab.txt writes the encoder only and says so.
+    export of a directory without vocab.txt writes the encoder only and says so. tflite int8
+    calibrates on the first `representative_samples` (default 100) sentences of the text file
+    `representative_data`, else of `default_calibration`, tokenized with the model's vocab.
     """
     _check_export_flags(fmt, quantize=quantize, with_optimizer_slots=with_optimizer_slots,
-                        component=component, num_predictions=num_predictions)
+                        component=component, num_predictions=num_predictions,
+                        representative_data=representative_data,
+                        representative_samples=representative_samples)
     if fmt == "huggingface" and seq_length is not None:
         raise UserError(f"--seq_length {seq_length} applies to --format savedmodel and tflite")
     info = _read_model_dir(model_dir)
@@ -182,8 +235,13 @@ def export_model_dir(model_dir: str, fmt: str, output: str, *, checkpoint: str |
     inputs = [("--model_dir", model_dir)]
     if checkpoint is not None:
         inputs += [("--checkpoint", f) for f in checkpoint_files(prefix)]
+    if representative_data is not None:
+        inputs.append(("--representative_data", representative_data))
     kind = f"export --format {fmt}"
     check_output_dir(output, kind=kind, inputs=inputs, overwrite=overwrite)  # before the slow load
+    representative, calibrated = _calibration(info, quantize, representative_data,
+                                              representative_samples, default_calibration,
+                                              do_lower_case)
     vocab = info.vocab_path if fmt != "tflite" else None
     if vocab:
         check_vocab(vocab, info.config, os.path.join(model_dir, modeldir.CONFIG_FILE))
@@ -217,8 +275,10 @@ def export_model_dir(model_dir: str, fmt: str, output: str, *, checkpoint: str |
             else:
                 tflite.convert_savedmodel_to_tflite(enc_dir, os.path.join(tmp, "model.tflite"),
                                                     seq_length=seq_length, quantize=quantize,
-                                                    num_predictions=num_predictions)
-                what = f"TFLite {output}/model.tflite (seq {seq_length}, quantize {quantize})"
+                                                    num_predictions=num_predictions,
+                                                    representative=representative)
+                what = (f"TFLite {output}/model.tflite (seq {seq_length}, quantize "
+                        f"{quantize}{calibrated})")
     return f"exported {info.arch} from {prefix} as {what}"
 
 

@@ -5,7 +5,9 @@ the position slice and the attention reshapes); inputs are the TF Hub names
 `input_word_ids`, `input_mask`, `input_type_ids` (+ `masked_lm_positions` [batch, P] when the
 SavedModel has the `mlm` signature), outputs `sequence_output`, `pooled_output`
 (+ `mlm_logits`). Quantization: `none` (fp32), `fp16` (fp16 weights), `dynamic`
-(int8 weights, dynamic-range activations).
+(int8 weights, dynamic-range activations), `int8` (full-integer: int8 weights and int8
+activations, their ranges calibrated on real sentences, see `representative_features`; the
+int32 inputs stay int32 and the outputs are dequantized to float32).
 """
 from __future__ import annotations
 
@@ -14,14 +16,22 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 import tensorflow as tf
 
-from tfcompact.errors import UserError
+from tfcompact.errors import DataError, UserError
+from tfcompact.files import atomic_write_bytes
 from tfcompact.interop.savedmodel import FEATURE_KEYS
+from tfcompact.text.corpus import check_input_file, iter_documents
 
-QUANTIZE_MODES = ("none", "fp16", "dynamic")
+QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8")
+# int8: sentences the activation ranges are calibrated on (one sample each): the converter's
+# guidance is "a few hundred" samples; 100 sentences already hold a few thousand tokens (the
+# ranges are per tensor, over every token) and keep the calibration of a preset to a minute.
+DEFAULT_CALIBRATION_SAMPLES = 100
+MLM_MASK_FRACTION = 0.15  # masked positions of a calibration sample, as in pretraining
 # The outputs of a task model whose argmax is its prediction (see tfcompact.models.tasks).
 TASK_LOGITS = ("logits", "start_logits", "end_logits")
 
@@ -73,6 +83,105 @@ def _check_flatbuffer(path: str) -> None:
                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
+def read_sentences(path: str, limit: int, flag: str = "--representative_data") -> list[str]:
+    """The first `limit` sentences of a UTF-8 text file in the corpus converter's format (one
+    sentence a line, blank lines between documents; a line is split after 。！？ as the
+    converter splits it), read by the converter's own reader; bad input -> one-line error."""
+    check_input_file(path, flag)
+    out: list[str] = []
+    try:
+        for doc in iter_documents(path, errors="fail"):
+            out.extend(s for s in doc.sentences if s.strip())
+            if len(out) >= limit:
+                break
+    except DataError as e:  # the reader's hint names its own --errors flag, which export lacks
+        raise DataError(f"{flag} " + str(e).replace("use --errors skip to drop such lines",
+                                                   "fix or remove that line")) from None
+    if not out:
+        raise DataError(f"{flag} {path}:1: no text (expected UTF-8 text, one sentence a line)")
+    return out[:limit]
+
+
+def _calibration_row(ids: list[int], seq_length: int, num_predictions: int, vocab,
+                     index: int) -> dict[str, np.ndarray]:
+    """One sample as the encoder sees it: [CLS] ids [SEP] zero-padded to `seq_length` (`ids`
+    not empty); with `num_predictions`, MLM_MASK_FRACTION of the tokens (evenly spread, from
+    an offset that varies with `index`) replaced by [MASK], their positions zero-padded in
+    masked_lm_positions."""
+    ids = [vocab.cls_id] + ids[:seq_length - 2] + [vocab.sep_id]
+    row = np.zeros([seq_length], np.int32)
+    row[:len(ids)] = ids
+    mask = (np.arange(seq_length) < len(ids)).astype(np.int32)
+    out = {"input_word_ids": row, "input_mask": mask, "input_type_ids": np.zeros_like(row)}
+    if num_predictions:
+        n = len(ids) - 2  # the sentence's tokens sit at positions 1..n
+        k = min(num_predictions, max(1, round(MLM_MASK_FRACTION * n)))
+        step = n // k
+        positions = 1 + index % step + np.arange(k) * step  # last one <= k * step <= n
+        row[positions] = vocab.mask_id
+        out["masked_lm_positions"] = np.zeros([num_predictions], np.int32)
+        out["masked_lm_positions"][:k] = positions
+    return out
+
+
+def representative_features(sentences: Iterable[str], tokenizer,
+                            input_signature: dict) -> list[dict[str, np.ndarray]]:
+    """Calibration inputs for `input_signature` (name -> tf.TensorSpec [batch, length]): one
+    sample per sentence that has a token, tokenized by `tokenizer` (a FullTokenizer of the
+    model's vocab), `batch` samples per input (a short last batch is filled from the first)."""
+    batch, seq_length = (int(d) for d in input_signature["input_word_ids"].shape)
+    p = input_signature.get("masked_lm_positions")
+    num_predictions = int(p.shape[1]) if p is not None else 0
+    tokenized = (tokenizer.tokenize_to_ids(s) for s in sentences)
+    rows = [_calibration_row(ids, seq_length, num_predictions, tokenizer.vocab, i)
+            for i, ids in enumerate(t for t in tokenized if t)]
+    if not rows:
+        raise DataError("no calibration sentence has a token of the vocabulary")
+    rows += [rows[i % len(rows)] for i in range(-len(rows) % batch)]
+    return [{k: np.stack([r[k] for r in rows[i:i + batch]]) for k in input_signature}
+            for i in range(0, len(rows), batch)]
+
+
+@dataclass
+class FlatbufferSummary:
+    """What a .tflite file holds: `ops` counts (op, input types, output types) over every
+    operator; `weight_bytes` sums the constant tensors (weights, tables) per type."""
+    ops: dict = field(default_factory=dict)
+    weight_bytes: dict = field(default_factory=dict)
+
+    def float_ops(self) -> list[str]:
+        """The operators that compute in float32 (what full-integer quantization left float)."""
+        return sorted({op for (op, ins, outs) in self.ops if "FLOAT32" in ins + outs})
+
+
+def summarize_flatbuffer(path: str) -> FlatbufferSummary:
+    """Read the operators and constant tensors of the TFLite model at `path` from its
+    flatbuffer (the schema TensorFlow ships), e.g. to check which tensors are int8."""
+    from tensorflow.lite.python import schema_py_generated as schema_fb
+
+    _check_flatbuffer(path)
+    with open(path, "rb") as f:
+        model = schema_fb.ModelT.InitFromObj(schema_fb.Model.GetRootAs(bytearray(f.read()), 0))
+    type_names = {v: k for k, v in vars(schema_fb.TensorType).items() if not k.startswith("_")}
+    op_names = {v: k for k, v in vars(schema_fb.BuiltinOperator).items() if not k.startswith("_")}
+    summary = FlatbufferSummary()
+    for graph in model.subgraphs:
+        types = [type_names[t.type] for t in graph.tensors]
+        for t in graph.tensors:
+            buf = model.buffers[t.buffer]
+            size = len(buf.data) if buf.data is not None else (buf.size if buf.offset > 1 else 0)
+            if size:
+                summary.weight_bytes[type_names[t.type]] = summary.weight_bytes.get(
+                    type_names[t.type], 0) + int(size)
+        for op in graph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            name = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+            key = (name, tuple(types[i] for i in op.inputs if i >= 0),
+                   tuple(types[i] for i in op.outputs))
+            summary.ops[key] = summary.ops.get(key, 0) + 1
+    return summary
+
+
 class _FixedShapeEncoder(tf.Module):
     def __init__(self, encoder, batch: int, seq_length: int, num_predictions: int):
         super().__init__()
@@ -96,8 +205,9 @@ class _FixedShapeEncoder(tf.Module):
 
 def convert_savedmodel_to_tflite(savedmodel_dir: str, output_path: str, *, seq_length: int = 128,
                                  quantize: str = "none", num_predictions: int = 20,
-                                 batch_size: int = 1) -> str:
-    """Convert the encoder SavedModel at `savedmodel_dir` to a `.tflite` file at `output_path`."""
+                                 batch_size: int = 1, representative=None) -> str:
+    """Convert the encoder SavedModel at `savedmodel_dir` to a `.tflite` file at `output_path`
+    (`representative`: int8's calibration inputs, see `convert_module`)."""
     if quantize not in QUANTIZE_MODES:
         raise UserError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZE_MODES)}")
     encoder = _load_savedmodel(savedmodel_dir)
@@ -106,29 +216,54 @@ def convert_savedmodel_to_tflite(savedmodel_dir: str, output_path: str, *, seq_l
         raise UserError(f"--seq_length {seq_length}: expected 2..{max_len} "
                         "(the model's max_position_embeddings)")
     fixed = _FixedShapeEncoder(encoder, batch_size, seq_length, num_predictions)
-    return convert_module(fixed, output_path, quantize=quantize, source=savedmodel_dir)
+    return convert_module(fixed, output_path, quantize=quantize, source=savedmodel_dir,
+                          representative=representative)
 
 
-def convert_module(fixed: tf.Module, output_path: str, *, quantize: str, source: str) -> str:
+def _set_quantization(converter, quantize: str, feeds: list | None) -> None:
+    """Converter options of one QUANTIZE_MODES entry (`feeds`: int8's calibration inputs).
+
+    int8 keeps the default op set (TFLITE_BUILTINS, not TFLITE_BUILTINS_INT8 alone), so an op
+    without an int8 kernel would stay float between a DEQUANTIZE and a QUANTIZE instead of
+    failing the conversion. On the ALBERT and MobileBERT encoders (TF 2.21) none does:
+    every GATHER (embedding tables int8), FULLY_CONNECTED, BATCH_MATMUL, SOFTMAX, ADD/SUB/MUL,
+    MEAN/SQUARED_DIFFERENCE/RSQRT (LayerNorm), TANH, TRANSPOSE and RESHAPE runs in int8. Float
+    is left only where the int32 inputs meet the network (the CAST of input_mask to float,
+    then a QUANTIZE) and at the outputs (DEQUANTIZE to float32); the int32 index arithmetic
+    (ADD, LESS, SELECT on ids and positions) stays int32."""
+    if quantize == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: iter(feeds)
+
+
+def convert_module(fixed: tf.Module, output_path: str, *, quantize: str, source: str,
+                   representative=None) -> str:
     """Convert `fixed.serve` (a tf.function with a fixed-shape input signature) to a `.tflite`
-    file at `output_path`; `source` names the model in error messages."""
+    file at `output_path` (written atomically); `source` names the model in error messages.
+    int8 needs `representative`: input signature (name -> TensorSpec) -> list of feeds (e.g.
+    `functools.partial(representative_features, sentences, tokenizer)`)."""
     if quantize not in QUANTIZE_MODES:
         raise UserError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZE_MODES)}")
+    feeds = None
+    if quantize == "int8":
+        if representative is None:
+            raise UserError(f"--quantize int8 of {source}: no calibration text was given")
+        feeds = representative(fixed.serve.input_signature[0])
     with tempfile.TemporaryDirectory() as tmp:
         tf.saved_model.save(fixed, tmp, signatures={"serving_default": fixed.serve})
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serving_default"])
-        if quantize == "fp16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantize == "dynamic":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        _set_quantization(converter, quantize, feeds)
         try:
             data = converter.convert()
         except Exception as e:  # the converter raises ConverterError and plain exceptions alike
             raise UserError(f"TFLite conversion of {source} failed: "
                             f"{str(e).strip().splitlines()[0]}") from e
-    with open(output_path, "wb") as f:
-        f.write(data)
+    atomic_write_bytes(output_path, data)
     return output_path
 
 
