@@ -51,7 +51,7 @@ MAX_WORD_CHARS = 4  # longest word masked (4: the four-character idioms); the st
 CHUNK_EXAMPLES = 1024  # examples whose candidates are held at once
 SLICE_EXAMPLES = 32  # examples a worker prepares per task
 SCORE_DECIMALS = 4  # log-probabilities are rounded to this before ranking (batch-independent)
-SEGMENTERS = ("jieba", "rjieba")
+SEGMENTERS = ("rjieba", "jieba")  # both segment with jieba's word list (the dictionary filter's)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,7 @@ class AugmentConfig:
     max_seq_length: int = 128
     batch_size: int = 64
     num_workers: int = 1
-    segmenter: str = "jieba"
+    segmenter: Optional[str] = None  # None: rjieba, or jieba when rjieba cannot be imported
     dictionary_words: bool = True
     do_lower_case: bool = True
 
@@ -78,7 +78,8 @@ class AugmentConfig:
                   f"at least {MAX_WORD_CHARS + 2}"),
                  ("batch_size", self.batch_size >= 1, "at least 1"),
                  ("num_workers", self.num_workers >= 1, "at least 1"),
-                 ("segmenter", self.segmenter in SEGMENTERS, f"one of {', '.join(SEGMENTERS)}")]
+                 ("segmenter", self.segmenter is None or self.segmenter in SEGMENTERS,
+                  f"one of {', '.join(SEGMENTERS)}")]
         for flag, ok, expected in rules:
             if not ok:
                 raise ConfigError(f"--{flag} {getattr(self, flag)!r}: expected {expected}")
@@ -541,8 +542,10 @@ def augment_file(cfg: AugmentConfig, model_dir: str, input_path: str, output: st
     from tfcompact.files import atomic_writer
     from tfcompact.inputs.task_readers import describe_counts, read_examples
     from tfcompact.modeldir import load_pretraining_model
+    from tfcompact.text.segmenter import resolve_segmenter
 
     cfg.check()
+    cfg = dataclasses.replace(cfg, segmenter=resolve_segmenter(cfg.segmenter))  # once, here
     start = time.perf_counter()
     vocab_path, vocab = check_model_dir(cfg, model_dir)
     reader_counts: collections.Counter = collections.Counter()

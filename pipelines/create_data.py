@@ -57,6 +57,7 @@ from tfcompact.inputs.manifest import (MANIFEST_NAME, SCHEMA_MASKED, SCHEMA_UNMA
                                        VOCAB_NAME, build_manifest, load_manifest, shard_entry,
                                        shard_mismatch, vocab_beside, write_manifest)
 from tfcompact.text import corpus
+from tfcompact.text.segmenter import SEGMENTERS, make_segmenter, resolve_segmenter
 
 RUN_FILE = ".tfcompact-create-data.json"
 WORK_DIR = ".tfcompact-work"
@@ -85,7 +86,9 @@ class ConvertConfig:
     masked_lm_prob: float = 0.15
     num_shards: int = 0  # 0: chosen from the input size
     seed: int = 12345
-    segmenter: str = "jieba"
+    # None: the default, rjieba, or jieba when rjieba cannot be imported; run_conversion and
+    # conversion_config replace it by the name of the segmenter that runs.
+    segmenter: Optional[str] = None
     do_lower_case: bool = True
     errors: str = "fail"
     tfds_data_dir: Optional[str] = None
@@ -180,7 +183,6 @@ def _worker_resources(cfg: ConvertConfig):
     key = (cfg.vocab_path, cfg.do_lower_case, cfg.segmenter if cfg.uses_segmenter else None)
     res = _WORKER.get("resources")
     if res is None or res[0] != key:
-        from tfcompact.text.segmenter import make_segmenter
         from tfcompact.text.tokenizer import FullTokenizer
 
         tok = FullTokenizer(cfg.vocab_path, do_lower_case=cfg.do_lower_case)
@@ -597,21 +599,33 @@ def add_conversion_arguments(parser: argparse.ArgumentParser,
     parser.add_argument("--masked_lm_prob", type=float, default=0.15)
     parser.add_argument("--num_shards", type=int, default=0, help="0: 8, or one per 32 MiB of text")
     parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--segmenter", choices=("jieba", "rjieba", "presegmented"), default="jieba")
+    parser.add_argument("--segmenter", choices=SEGMENTERS, default=None,
+                        help="word segmenter for whole-word masking (default: rjieba, or jieba "
+                             "with a warning when rjieba is not installed; both use jieba's word "
+                             "list); presegmented: words are separated by spaces")
     parser.add_argument("--do_lower_case", type=parse_bool, default=True)
     parser.add_argument("--errors", choices=("skip", "fail"), default="fail",
                         help="invalid UTF-8: fail (default) or skip the line")
 
 
 def conversion_config(args: argparse.Namespace, inputs: Sequence[str], **settings) -> ConvertConfig:
-    """The ConvertConfig of parsed `add_conversion_arguments` flags (+ `settings`)."""
-    return ConvertConfig(
+    """The ConvertConfig of parsed `add_conversion_arguments` flags (+ `settings`), with the
+    segmenter that runs named (no --segmenter: rjieba, or jieba when rjieba is missing)."""
+    return with_resolved_segmenter(ConvertConfig(
         inputs=list(inputs), vocab_path=args.vocab, output_dir=args.output_dir,
         max_seq_length=args.max_seq_length, max_predictions_per_seq=args.max_predictions_per_seq,
         masking=args.masking, pair_task=args.pair_task, dupe_factor=args.dupe_factor,
         short_seq_prob=args.short_seq_prob, masked_lm_prob=args.masked_lm_prob,
         num_shards=args.num_shards, seed=args.seed, segmenter=args.segmenter,
-        do_lower_case=args.do_lower_case, errors=args.errors, **settings)
+        do_lower_case=args.do_lower_case, errors=args.errors, **settings))
+
+
+def with_resolved_segmenter(cfg: ConvertConfig) -> ConvertConfig:
+    """`cfg` naming the segmenter that runs (see `resolve_segmenter`), so that the run record,
+    the manifest and every worker agree on it; unchanged when the masking needs no segmenter."""
+    if not cfg.uses_segmenter or cfg.segmenter is not None:
+        return cfg
+    return dataclasses.replace(cfg, segmenter=resolve_segmenter(cfg.segmenter))
 
 
 def conversion_manifest(cfg: ConvertConfig, vocab_size: int, vocab_md5: str, special_ids: dict,
@@ -762,6 +776,9 @@ def run_conversion(cfg: ConvertConfig, num_workers: int = 1, progress: bool = Tr
     finished shards for resuming. A conversion with no instance at all is an error unless
     `allow_empty`."""
     cfg.validate()
+    cfg = with_resolved_segmenter(cfg)
+    if cfg.uses_segmenter:  # an unknown or unimportable one is refused before anything is written
+        make_segmenter(cfg.segmenter)
     if num_workers < 1:
         raise UserError(f"--num_workers {num_workers}: expected at least 1")
     check_output_dir(cfg.output_dir)
@@ -929,8 +946,6 @@ def _warn_about_quality(cfg: ConvertConfig, infos: dict, shards: list, progress:
 
 def _convert(cfg: ConvertConfig, vocab, files: list, prints: list, changes: _OutputChanges,
              num_workers: int, progress: bool, allow_empty: bool) -> dict:
-    from tfcompact.text.segmenter import make_segmenter
-
     record_files = files
     if not files:  # tfds:NAME[:split]
         files, prints = _tfds_input(cfg, os.path.join(cfg.output_dir, WORK_DIR))

@@ -9,6 +9,7 @@ becomes 我们 and without it 们们.
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -255,3 +256,26 @@ def test_command_overwrite_and_one_line_errors(model_dir, tmp_path, capsys):
     assert "tfcompact.json: not found" in error(*cli_args(str(tmp_path), src, fresh))
     assert not fresh.exists()
     assert sorted(os.listdir(tmp_path)) == ["bad.tsv", "in.tsv", "model", "out.jsonl"]
+
+
+def test_default_segmenter_is_rjieba_and_falls_back_to_jieba(model_dir, tmp_path, monkeypatch, capsys):
+    """No segmenter named: rjieba; when it cannot be imported, jieba with one warning line.
+    Both give the words of --segmenter jieba on this Chinese text, hence the same output."""
+    from tfcompact.errors import UserError
+    from tfcompact.text import user_cache
+
+    text = sentiment_text()
+    settings = dict(num_copies=3, replace_prob=0.5, top_k=3)
+    *_, explicit = run(model_dir, tmp_path, "classification", text, "j/in", segmenter="jieba", **settings)
+    *_, default = run(model_dir, tmp_path, "classification", text, "d/in", **settings)
+    assert default.read_bytes() == explicit.read_bytes()
+    assert not [line for line in capsys.readouterr().err.splitlines() if "rjieba" in line]
+    monkeypatch.setitem(sys.modules, "rjieba", None)  # `import rjieba` raises ImportError now
+    monkeypatch.setattr(user_cache, "_WARNED", set())
+    *_, fallback = run(model_dir, tmp_path, "classification", text, "f/in", **settings)
+    *_, again = run(model_dir, tmp_path, "classification", text, "g/in", num_workers=2, **settings)
+    warned = [line for line in capsys.readouterr().err.splitlines() if "rjieba" in line]
+    assert len(warned) == 1 and "warning: segmenting with jieba" in warned[0], warned
+    assert fallback.read_bytes() == again.read_bytes() == explicit.read_bytes()
+    with pytest.raises(UserError, match="^--segmenter rjieba: the rjieba package cannot be imported"):
+        run(model_dir, tmp_path, "classification", text, "r/in", segmenter="rjieba", **settings)

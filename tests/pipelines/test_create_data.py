@@ -1,5 +1,6 @@
 """create-data end to end: schema, determinism across workers, resume after kill -9, bad input."""
 import gzip
+import importlib.metadata
 import json
 import os
 import signal
@@ -58,7 +59,9 @@ def test_masked_output_and_determinism_across_workers(tmp_path, corpus_path):
     assert m1 == m2
     m, exs = _parse(tmp_path / "w1", "bert_masked")
     assert m["schema"] == "bert_masked" and m["num_instances"] == len(exs) > 50
-    assert m["segmenter"]["name"] == "jieba" and m["vocab_md5"] == "3b5b76c4aef48ecf8cb3abaafe960f09"
+    # No segmenter named: the default, rjieba, is recorded with its installed version.
+    assert m["segmenter"] == {"name": "rjieba", "version": importlib.metadata.version("rjieba")}
+    assert m["vocab_md5"] == "3b5b76c4aef48ecf8cb3abaafe960f09"
     for s in m["shards"]:
         assert writer.sha256_of_file(tmp_path / "w1" / s["file"]) == s["sha256"]
     vocab = [l.rstrip("\n") for l in open(bert_vocab_path(), encoding="utf-8")]

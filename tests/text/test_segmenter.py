@@ -151,3 +151,23 @@ def test_cache_write_failure_is_reported(tmp_path, monkeypatch, capsys):
     assert make_segmenter("jieba").cut(TEXT2) == _honest_jieba_words(TEXT2)
     err = capsys.readouterr().err
     assert "cannot write cache" in err and "later runs rebuild it" in err
+
+
+def test_rjieba_cuts_chinese_as_jieba_and_joins_symbol_runs(tmp_path):
+    """The documented agreement: the same words on People's Daily lines; on ASCII runs joined
+    by symbols rjieba keeps one word where jieba splits at the symbols."""
+    from tests.text.data_fixtures import peoples_daily_text
+
+    jieba_cut, rjieba_cut = make_segmenter("jieba").cut, make_segmenter("rjieba").cut
+    lines = open(peoples_daily_text(tmp_path, 150_000), encoding="utf-8").read().splitlines()
+    assert len(lines) > 1000
+    assert [rjieba_cut(line) for line in lines] == [jieba_cut(line) for line in lines]
+    assert jieba_cut("办理check-in手续") == ["办理", "check", "-", "in", "手续"]
+    assert rjieba_cut("办理check-in手续") == ["办理", "check-in", "手续"]
+
+
+def test_no_segmenter_named_means_rjieba():
+    from tfcompact.text.segmenter import resolve_segmenter
+
+    assert make_segmenter().describe()["name"] == "rjieba" == resolve_segmenter(None)
+    assert resolve_segmenter("jieba") == "jieba"
