@@ -25,7 +25,7 @@ from tfcompact.files import atomic_write_text
 from tfcompact.objectives.distillation import Match, check_match
 
 OPTIMIZERS = ("lamb", "adamw")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # tfcompact.train.precision resolves them
 LAYERWISE_LR = ("none", "progressive")
 
 

@@ -46,7 +46,8 @@ from tfcompact.train.distill import (build_distillation, check_same_vocab, prepa
                                      teacher_vocab_of)
 from tfcompact.train.loop import TrainLoop
 from tfcompact.train.preflight import check_model_dir_writable, check_resume_config
-from tfcompact.train.pretrain import RunOptions, precision_and_workdir
+from tfcompact.train.pretrain import (RunOptions, precision_and_workdir,
+                                     with_resolved_precision)
 from tfcompact.train.strategy import StrategyInfo, is_chief, resolve_strategy
 from tfcompact.train.task_experiment import FinetuneExperiment, dump_finetune_experiment
 from tfcompact.train.task_predict import (Split, evaluate_split, predict_outputs, read_examples_of,
@@ -566,6 +567,7 @@ def run_finetuning(exp: FinetuneExperiment, options: RunOptions | None = None) -
     if exp.distillation is not None:
         check_teacher(exp, backbone, data.spec)
     make_schedule(exp, len(data.train.encoded.features["input_ids"]))  # batch vs data, early
+    exp = with_resolved_precision(exp, info, options.log)
     with precision_and_workdir(exp.train.precision, is_chief()) as write_dir:
         keras.utils.set_random_seed(exp.train.seed)
         run = build_task_run(exp, info, backbone, data, options.log, write_dir)

@@ -35,7 +35,7 @@ from tfcompact.objectives.pretraining import pretraining_loss, pretraining_objec
 from tfcompact.optim import create_optimizer, pkt_learning_rate_multipliers
 from tfcompact.tasks import is_task_dir
 from tfcompact.text.tokenizer import Vocab
-from tfcompact.train import summaries
+from tfcompact.train import summaries, utilisation
 from tfcompact.train.distill import (build_distillation, check_same_vocab, copy_from_teacher,
                                      prepare_teacher, teacher_vocab_of)
 from tfcompact.train.checkpointing import (NonFiniteWeightsError, RunCheckpoints,
@@ -43,6 +43,7 @@ from tfcompact.train.checkpointing import (NonFiniteWeightsError, RunCheckpoints
 from tfcompact.train.experiment import Experiment, dump_experiment
 from tfcompact.train.loop import TrainLoop
 from tfcompact.train.plan import Plan, check_plan, make_plan
+from tfcompact.train.precision import resolve_precision
 from tfcompact.train.preflight import (Placement, available_host_memory, check_memory,
                                        check_model_dir_writable, check_resume_config)
 from tfcompact.train.strategy import StrategyInfo, is_chief, resolve_strategy
@@ -148,6 +149,7 @@ class Run:
     chief: bool
     log: Log
     teacher: Any = None  # the frozen teacher of a distillation stage
+    throughput: Any = None  # Throughput: model FLOPs per step and the devices' peak
 
 
 def training_vocab(exp: Experiment, manifest: Mapping) -> str | None:
@@ -223,8 +225,10 @@ def build_run(plan: Plan, info: StrategyInfo, log: Log, write_dir: str | None) -
                                  step=loop.step, nonfinite_in_a_row=loop.nonfinite_in_a_row,
                                  keep=exp.train.keep_checkpoints, write_dir=write_dir, log=log,
                                  auxiliary=projections)
+    throughput = measure_throughput(plan, info)
+    log(throughput.describe())
     return Run(plan, info, model, loop, checkpoints, masking, vocab, write_dir is None, log,
-               teacher)
+               teacher, throughput)
 
 
 # ------------------------------------------------------------------------------ restore
@@ -358,6 +362,8 @@ def _one_loop(run: Run, it, scalars: summaries.Scalars, progress: Progress, loop
         progress.steady_time += dt
         progress.steady_steps += done
     metrics["examples_per_second"] = done * exp.train.batch_size / dt if dt > 0 else 0.0
+    if run.throughput is not None and dt > 0:
+        metrics.update(run.throughput.metrics(done, dt))
     eta = (progress.steady_time / progress.steady_steps * (total - progress.step)
            if progress.steady_steps else float("nan"))
     progress.history.append({"step": progress.step, **metrics})
@@ -404,9 +410,11 @@ def summarise(run: Run, progress: Progress) -> dict:
         "experiment": plan.exp.name, "status": p.status, "arch": plan.model.arch,
         "preset": plan.model.preset, "step": p.step, "total_steps": t.total_steps,
         "start_step": p.start_step, "strategy": info.kind, "replicas": info.num_replicas,
+        "precision": t.precision,
         "global_batch": t.batch_size, "per_replica_batch": t.batch_size // info.num_replicas,
         "seconds": time.time() - p.wall_start,
         "seconds_per_step": (p.steady_time / p.steady_steps) if p.steady_steps else None,
+        **(run.throughput.summary(p.steady_steps, p.steady_time) if run.throughput else {}),
         "examples_per_second": (p.steady_steps * t.batch_size / p.steady_time
                                 if p.steady_time else None),
         "checkpoint": run.checkpoints.latest, "train": p.history[-1] if p.history else {},
@@ -440,6 +448,36 @@ def precision_and_workdir(precision: str, chief: bool) -> Iterator[str | None]:
             shutil.rmtree(write_dir, ignore_errors=True)
 
 
+def with_resolved_precision(exp: Experiment, info: StrategyInfo, log: Log) -> Experiment:
+    """`exp` with train.precision resolved for this hardware ("auto" becomes a policy), logged
+    with the reason (and a warning for bfloat16 on hardware that would emulate it)."""
+    precision = resolve_precision(exp.train.precision, info.on_tpu)
+    log(precision.describe())
+    if precision.warning:
+        log(f"warning: {precision.warning}")
+    return dataclasses.replace(exp, train=dataclasses.replace(exp.train,
+                                                              precision=precision.policy))
+
+
+def measure_throughput(plan: Plan, info: StrategyInfo) -> utilisation.Throughput:
+    """Model FLOPs of one global step (a distillation step adds the teacher's forward pass)
+    and the peak of the devices the run uses, for the utilisation in the logs."""
+    exp, m, t = plan.exp, plan.model, plan.teacher
+    sizes = dict(batch=exp.train.batch_size, seq_length=exp.data.max_seq_length,
+                 num_predictions=exp.data.max_predictions_per_seq)
+    if t is None:
+        flops = utilisation.train_flops_per_step(m.arch, m.config, sentence_head=m.sentence_head,
+                                                 **sizes)
+    else:
+        flops = utilisation.distillation_flops_per_step(
+            m.arch, m.config, t.arch, t.config, sentence_head=m.sentence_head,
+            teacher_sentence_head=t.sentence_head, **sizes)
+    devices = info.num_replicas if info.on_tpu or tf.config.list_physical_devices("GPU") \
+        else info.num_hosts
+    return utilisation.run_throughput(flops, info.strategy, exp.train.precision, devices,
+                                      exp.tpu.accelerator_type if info.on_tpu else None)
+
+
 def _log_batch(plan: Plan, info: StrategyInfo, log: Log) -> None:
     t = plan.exp.train
     log(info.describe_batch(t.batch_size))
@@ -455,6 +493,7 @@ def run_pretraining(exp: Experiment, options: RunOptions | None = None) -> dict:
         raise ConfigError(f"{exp.source}: train.model_dir is empty; set it or pass --model_dir")
     # Strategy first: splitting the CPU into logical devices must precede any TF op.
     info = resolve_strategy(options.tpu, options.cpu_replicas)
+    exp = with_resolved_precision(exp, info, options.log)
     plan = make_plan(exp)
     check_before_building(plan, info, options)
     _log_batch(plan, info, options.log)

@@ -72,9 +72,13 @@ def format_metrics(metrics: Mapping[str, float], keys=SHOWN_METRICS) -> str:
 
 def progress_line(step: int, total: int, metrics: Mapping[str, float], eta: float) -> str:
     """The line printed after each loop of steps."""
+    speed = f"{metrics['examples_per_second']:.0f} ex/s"
+    if "model_tflops_per_second" in metrics:
+        speed += f" | {1e3 * metrics['model_tflops_per_second']:.4g} GFLOP/s"
+    if "utilisation" in metrics:
+        speed += f" | util {100 * metrics['utilisation']:.1f}%"
     return (f"step {step}/{total} | {format_metrics(metrics)} | lr {metrics['learning_rate']:.3g}"
-            f" | grad_norm {metrics['gradient_norm']:.3g} | "
-            f"{metrics['examples_per_second']:.0f} ex/s | ETA {format_duration(eta)}")
+            f" | grad_norm {metrics['gradient_norm']:.3g} | {speed} | ETA {format_duration(eta)}")
 
 
 def write_summary(model_dir: str, summary: Mapping) -> None:

@@ -19,6 +19,7 @@ a CPU is measured once by a short matmul probe and the figure cached per machine
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -458,3 +459,53 @@ def utilisation(flops_per_step: float, steps: int, seconds: float, peak_per_devi
                          f"device; got seconds={seconds}, peak={peak_per_device}, "
                          f"devices={num_devices}")
     return flops_per_step * steps / seconds / (peak_per_device * num_devices)
+
+
+# ---------------------------------------------------------------------------------------------
+# A run's throughput: what the training loop logs each loop and writes to summary.json
+# ---------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Throughput:
+    """Model FLOPs of one global step and the peak FLOP/s of every device the run uses
+    (None when the device's peak is unknown, with the reason in `source`)."""
+
+    flops_per_step: float
+    device_kind: str
+    precision: str
+    peak: Optional[float]  # all devices together
+    source: str
+
+    def describe(self) -> str:
+        """The log line at the start of a run."""
+        flops = f"model FLOPs {self.flops_per_step / 1e9:.1f} G/step (3 x forward, matmuls)"
+        if self.peak is None:
+            return f"{flops}; utilisation unknown: {self.source}"
+        return (f"{flops}; peak {self.peak / 1e12:.3g} TFLOP/s on {self.device_kind} "
+                f"{self.precision} ({self.source})")
+
+    def metrics(self, steps: int, seconds: float) -> dict[str, float]:
+        """Achieved model TFLOP/s and, with a known peak, utilisation for `steps` in `seconds`."""
+        achieved = self.flops_per_step * steps / seconds
+        out = {"model_tflops_per_second": achieved / 1e12}
+        if self.peak:
+            out["utilisation"] = achieved / self.peak
+        return out
+
+    def summary(self, steps: int, seconds: float) -> dict:
+        """summary.json's fields: the FLOPs, the peak and its source, and the steady-state
+        utilisation (None before a steady loop ran)."""
+        steady = self.metrics(steps, seconds) if steps and seconds > 0 else {}
+        return {"model_flops_per_step": self.flops_per_step, "device_kind": self.device_kind,
+                "peak_flops": self.peak, "peak_source": self.source,
+                "model_tflops_per_second": steady.get("model_tflops_per_second"),
+                "utilisation": steady.get("utilisation")}
+
+
+def run_throughput(flops_per_step: float, strategy: Any, precision: str, num_devices: int,
+                   accelerator_type: Optional[str] = None) -> Throughput:
+    """The Throughput of a run on `strategy`: its device kind and peak (table or CPU probe).
+    `num_devices`: replicas on TPUs and GPUs, hosts on CPUs (the probe measures a whole host)."""
+    kind = detect_device_kind(strategy, accelerator_type)
+    peak, source = device_peak(kind, precision)
+    return Throughput(flops_per_step, kind, precision,
+                      peak * num_devices if peak is not None else None, source)
