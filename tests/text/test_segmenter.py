@@ -171,3 +171,22 @@ def test_no_segmenter_named_means_rjieba():
 
     assert make_segmenter().describe()["name"] == "rjieba" == resolve_segmenter(None)
     assert resolve_segmenter("jieba") == "jieba"
+
+
+def test_rjieba_is_a_requirement_and_pinned_for_tpu_vms():
+    """The default segmenter is installed with tfcompact, and the TPU VM lock pins it (and every
+    other requirement of setup.py but TensorFlow's own, installed separately)."""
+    import ast
+    import re
+
+    from tests.text.data_fixtures import ROOT
+    from tfcompact.train.tpu_software import pinned_requirements
+
+    tree = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
+    (requires,) = [kw.value for kw in ast.walk(tree)
+                   if isinstance(kw, ast.keyword) and kw.arg == "install_requires"]
+    norm = lambda r: re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower().replace("_", "-")
+    names = {norm(e.value) for e in requires.elts}
+    pins = {norm(p): p for p in pinned_requirements()}
+    assert "rjieba" in names and pins["rjieba"] == "rjieba==0.2.2"
+    assert names - set(pins) == {"tensorflow", "tensorflow-text"}
