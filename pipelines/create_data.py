@@ -551,9 +551,12 @@ def prepare_output_dir(output_dir: str, record: dict, changes: _OutputChanges) -
         (old, old_content), (new, new_content) = _settings_and_content(previous), _settings_and_content(record)
         if old != new:
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            # e.g. a conversion made when jieba was the default, resumed without --segmenter
+            hint = (f"; it was segmented with --segmenter {old['segmenter']}"
+                    if "segmenter" in diff and isinstance(old.get("segmenter"), str) else "")
             raise DataError(
                 f"--output_dir {output_dir} holds a conversion with other settings (differs in "
-                f"{', '.join(diff)}): use a new directory to convert with these settings")
+                f"{', '.join(diff)}{hint}): use a new directory to convert with these settings")
         changed = [os.path.basename(f) for f, a, b in zip(new["files"], old_content[0], new_content[0]) if a != b]
         if old_content[1] != new_content[1]:
             changed.append(os.path.basename(record["vocab_path"]))

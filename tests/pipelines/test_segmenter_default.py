@@ -63,6 +63,11 @@ def test_default_is_rjieba_with_jieba_words_on_peoples_daily(tmp_path, corpus):
     assert m["segmenter"] == {"name": "rjieba", "version": importlib.metadata.version("rjieba")}
     # rjieba and jieba cut People's Daily identically: the same instances, byte for byte.
     assert shards == _explicit_jieba_shards(corpus, tmp_path / "jieba")
+    # A conversion made with jieba (the earlier default) is not resumed with rjieba: the error
+    # says which segmenter made it.
+    code, err = _create_data(env, corpus, tmp_path / "jieba")
+    assert code == 1 and len(err) == 1, err
+    assert "differs in segmenter" in err[0] and "segmented with --segmenter jieba" in err[0]
 
 
 def test_default_falls_back_to_jieba_with_one_warning(tmp_path, corpus, no_rjieba_env):
