@@ -407,6 +407,8 @@ def _settings_and_content(record: dict) -> tuple[dict, list]:
     files and the vocabulary contain (changed inputs: converted again). Records written before
     content hashes were kept have [path, size] per file: their content never matches."""
     settings = dict(record)
+    if (settings.get("segmenter_info") or {}).get("name") == "none":
+        settings.pop("segmenter", None)  # unused by the masking (recorded as jieba before rjieba)
     files = settings.pop("files", [])
     settings["files"] = [f[0] for f in files]
     return settings, [[f[1:] for f in files], settings.pop("vocab_md5", None)]

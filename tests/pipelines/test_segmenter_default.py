@@ -98,3 +98,16 @@ def test_explicit_jieba_runs_without_rjieba_and_without_warning(tmp_path, corpus
     assert code == 0 and not [line for line in err if "rjieba" in line or "warning" in line], err
     m, _ = _manifest_and_shards(tmp_path / "j")
     assert m["segmenter"]["name"] == "jieba"
+
+
+def test_token_masking_ignores_the_segmenter_setting(tmp_path, corpus):
+    """Token masking segments nothing: a conversion recorded with a segmenter name (jieba, the
+    earlier default) is resumed by a run naming none."""
+    settings = dict(inputs=[corpus], vocab_path=packaged_vocab_path(), output_dir=str(tmp_path / "t"),
+                    max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1, num_shards=2,
+                    masking="token")
+    first = run_conversion(ConvertConfig(segmenter="jieba", **settings), progress=False)
+    assert first["segmenter"]["name"] == "none"
+    assert run_conversion(ConvertConfig(**settings), progress=False) == first
+    with pytest.raises(Exception, match="differs in seed"):
+        run_conversion(ConvertConfig(seed=99, **settings), progress=False)
