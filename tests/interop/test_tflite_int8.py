@@ -169,3 +169,16 @@ def test_bad_calibration_inputs(exported, tmp_path, monkeypatch, cli, make, flag
     assert code == 1 and expect in err and len(err.strip().splitlines()) == 1, err
     assert not os.path.exists(tmp_path / "out")
     assert sorted(os.listdir(tmp_path)) == (["empty.txt"] if make is not None else [])
+
+
+def test_int8_refused_for_fine_tuned_directory(exported, tmp_path, cli):
+    """A fine-tuned directory (task.json) is refused before anything loads: its TFLite path has
+    no calibration text yet (task_export would need one), and nothing is written."""
+    root, d, _ = exported
+    task = tmp_path / "task_model"
+    shutil.copytree(d, task)
+    (task / "task.json").write_text("{}\n", encoding="utf-8")
+    code, _, err = cli("export", "--model_dir", task, "--format", "tflite", "--quantize", "int8",
+                       "--output", tmp_path / "out")
+    assert code == 1 and "fine-tuned directory" in err and "--quantize int8" in err, err
+    assert not os.path.exists(tmp_path / "out")
