@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Pretraining step time on this machine: tfcompact's loop vs HuggingFace transformers (PyTorch).
+"""Pretraining step time on this machine: tfcompact's loop vs HuggingFace transformers (PyTorch),
+in float32 and in bfloat16.
 
-For each preset (tiny, small and base sizes of every architecture) at batch 32, length 128,
-20 masked predictions: one full optimizer step (forward, backward, LAMB/AdamW update) of the
-tfcompact training loop, and, when torch + transformers are installed (the `interop` extra),
-the same configuration as a HuggingFace `*ForPreTraining` model with torch.optim.AdamW in the
-same run. Printed per row: step time, examples/s, HF step time and the ratio ours/HF (TARGETS:
-<= 0.5), model FLOPs per step (3 x the forward pass, counted by TensorFlow's profiler on our
-graph) and the utilisation of an fp32 matmul peak (default 230 GFLOP/s, TARGETS: >= 50 % for
-base sizes). Inputs are synthetic (the reader has its own benchmark, tools/bench_reader.py).
+For each preset at batch 32, length 128, 20 masked predictions and each precision: one full
+optimizer step (forward, backward, LAMB/AdamW update) of the tfcompact training loop, and, when
+torch + transformers are installed (the `interop` extra), the same configuration as a
+HuggingFace `*ForPreTraining` model with torch.optim.AdamW in the same run (bfloat16: Keras'
+mixed_bfloat16 policy against torch's CPU autocast to bfloat16, both with float32 master
+weights). Printed per row: step time, examples/s, HF step time and the ratio ours/HF (TARGETS:
+<= 0.5 at equal precision), model FLOPs per step (`tfcompact.train.utilisation`, the formula
+the training loop logs) and the utilisation of this machine's matmul peak in that precision,
+measured at the start of the same run (a short matmul probe; TARGETS: >= 50 % of the float32
+peak for base sizes). Inputs are synthetic (the reader has its own benchmark,
+tools/bench_reader.py).
 
-    python tools/bench_train_step.py                 # every row
-    python tools/bench_train_step.py --only albert_tiny_zh --steps 10 --jit
+    python tools/bench_train_step.py                 # every row, float32 and bfloat16
+    python tools/bench_train_step.py --only albert_tiny_zh --precisions float32 --steps 10
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ ROWS = [
     ("mobilebert base-f2", "mobilebert_base_f2_zh", "small"),
     ("mobilebert base-f4", "mobilebert_base_f4_zh", "base"),
 ]
-STEPS = {"tiny": 5, "small": 3, "base": 1}
+STEPS = {"tiny": 2, "small": 2, "base": 1}
 
 
 def synthetic_batch(vocab_size: int, batch: int, seq: int, preds: int, seed: int = 0) -> dict:
@@ -64,34 +68,26 @@ def synthetic_batch(vocab_size: int, batch: int, seq: int, preds: int, seed: int
             "next_sentence_labels": rng.integers(0, 2, size=(batch,)).astype(np.int32)}
 
 
-def forward_flops(model, batch: dict) -> float:
-    """FLOPs of one forward pass (training=True) counted by the TF profiler on the graph."""
-    import tensorflow as tf
-    from tensorflow.python.profiler import model_analyzer, option_builder
-
-    from tfcompact.train.loop import call_model, input_keys
-
-    keys = input_keys(model)
-    spec = {k: tf.TensorSpec(v.shape, v.dtype) for k, v in batch.items()}
-    concrete = tf.function(lambda b: call_model(model, b, False, keys)).get_concrete_function(spec)
-    opts = option_builder.ProfileOptionBuilder.float_operation()
-    opts["output"] = "none"
-    info = model_analyzer.profile(concrete.graph, options=opts)
-    return float(info.total_float_ops)
-
-
-def bench_ours(preset: str, batch: dict, steps: int, jit: bool) -> dict:
+def setup_ours(preset: str, batch: dict, jit: bool, precision: str = "float32"):
+    """(one-step function, facts) for our training loop on `batch`; the first step (trace and
+    compile) runs here and is timed as `first_call_s`."""
+    import keras
     import tensorflow as tf
 
     from tfcompact.configs import get_preset
     from tfcompact.models import build_pretraining_model
+    from tfcompact.objectives.pretraining import pretraining_objective
     from tfcompact.optim import create_optimizer
     from tfcompact.train.loop import TrainLoop
-    from tfcompact.objectives.pretraining import pretraining_objective
+    from tfcompact.train.utilisation import train_flops_per_step
 
     p = get_preset(preset)
     tf.keras.utils.set_random_seed(0)
-    model = build_pretraining_model(preset, seed=0)
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = build_pretraining_model(preset, seed=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     name = "adamw" if p.arch == "electra" else "lamb"
     opt = create_optimizer(name, 1e-4, 0, 1000)
     ds = tf.data.Dataset.from_tensors({k: tf.constant(v) for k, v in batch.items()}).repeat()
@@ -100,14 +96,25 @@ def bench_ours(preset: str, batch: dict, steps: int, jit: bool) -> dict:
                      jit_compile=jit, loss_is_replica_share=True)
     it = iter(strategy.distribute_datasets_from_function(lambda ctx: ds))
     t0 = time.perf_counter()
-    loop.train(it, 1)  # trace + compile + first step
-    warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    metrics = loop.train(it, steps)
-    dt = (time.perf_counter() - t0) / steps
-    flops = 3.0 * forward_flops(model, batch)
-    return {"step_s": dt, "first_call_s": warm, "flops": flops, "loss": metrics["loss"],
-            "params": int(sum(np.prod(v.shape) for v in model.trainable_variables))}
+    loop.train(it, 1)
+    b, seq = batch["input_ids"].shape
+    flops = train_flops_per_step(p.arch, p.config, batch=b, seq_length=seq,
+                                 num_predictions=batch["masked_lm_positions"].shape[1])
+    facts = {"first_call_s": time.perf_counter() - t0, "flops": flops,
+             "params": int(sum(np.prod(v.shape) for v in model.trainable_variables))}
+    return (lambda n: loop.train(it, n)["loss"]), facts
+
+
+def fastest_turns(steppers: dict, steps: int, turns: int) -> dict:
+    """Each framework's seconds per step: they take turns of `steps` steps, `turns` times, and
+    each one's fastest turn is kept (on a shared machine the least disturbed one)."""
+    best = {name: float("inf") for name in steppers}
+    for _ in range(turns):
+        for name, step in steppers.items():
+            t0 = time.perf_counter()
+            step(steps)
+            best[name] = min(best[name], (time.perf_counter() - t0) / steps)
+    return best
 
 
 def hf_config(arch: str, config):
@@ -144,8 +151,9 @@ def hf_config(arch: str, config):
                               hidden_act=config.hidden_act, **common)
 
 
-def bench_hf(preset: str, batch: dict, steps: int) -> dict | None:
-    """The same configuration in HuggingFace transformers (None when not installed)."""
+def setup_hf(preset: str, batch: dict, precision: str = "float32"):
+    """A function running n optimizer steps of the same configuration in HuggingFace
+    transformers (after one warm-up step), or None when torch/transformers are missing."""
     try:
         import torch
         import transformers as T
@@ -189,67 +197,108 @@ def bench_hf(preset: str, batch: dict, steps: int) -> dict | None:
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision != "float32"):
+            loss = loss_fn()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         return float(loss.detach())
 
     step()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return {"step_s": (time.perf_counter() - t0) / steps,
-            "version": f"torch {torch.__version__}, transformers {T.__version__}"}
+
+    def steps(n: int) -> float:
+        for _ in range(n):
+            loss = step()
+        return loss
+
+    return steps
+
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+SHORT = {"float32": "fp32", "mixed_bfloat16": "bf16"}
+
+
+def machine_line(peaks: dict) -> str:
+    """CPU model, cores, the bfloat16 flags and the matmul peaks measured in this run."""
+    from tfcompact.train.precision import CPU_BF16_FLAGS, cpu_flags
+    from tfcompact.train.utilisation import _cpu_model
+
+    flags = cpu_flags() or frozenset()
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", *CPU_BF16_FLAGS, "amx_tile")
+            if f in flags]
+    measured = ", ".join(f"{SHORT[p]} {v / 1e9:.0f} GFLOP/s" for p, v in peaks.items())
+    return (f"{_cpu_model()}, {os.cpu_count()} CPU(s), flags {' '.join(simd) or '?'}; "
+            f"matmul peak measured now: {measured}")
+
+
+def run_row(label: str, preset: str, size: str, precision: str, args, peaks: dict) -> dict:
+    """One preset at one precision: ours, then HF, printed as one line."""
+    from tfcompact.configs import get_preset
+
+    config = get_preset(preset).config
+    batch = synthetic_batch(config.vocab_size, args.batch_size, args.seq_length, args.predictions)
+    steps = args.steps or STEPS[size]
+    step_ours, ours = setup_ours(preset, batch, args.jit, precision)
+    step_hf = None if args.no_hf else setup_hf(preset, batch, precision)
+    steppers = {"ours": step_ours, **({"hf": step_hf} if step_hf else {})}
+    times = fastest_turns(steppers, steps, args.turns)
+    ours["step_s"] = times["ours"]
+    hf = {"step_s": times["hf"]} if "hf" in times else None
+    util = ours["flops"] / ours["step_s"] / peaks[precision]
+    row = {"model": label, "preset": preset, "precision": precision, **ours,
+           "examples_per_s": args.batch_size / ours["step_s"], "utilisation": util,
+           "utilisation_of_fp32_peak": ours["flops"] / ours["step_s"] / peaks["float32"],
+           "hf_step_s": hf["step_s"] if hf else None,
+           "ratio": ours["step_s"] / hf["step_s"] if hf else None}
+    hf_s = f"{hf['step_s']:>11.3f}{row['ratio']:>9.2f}" if hf else f"{'-':>11}{'-':>9}"
+    print(f"{label:<20}{SHORT[precision]:>5}{ours['params'] / 1e6:>8.1f}M{ours['step_s']:>9.3f}"
+          f"{row['examples_per_s']:>8.1f}{hf_s}{ours['flops'] / 1e9:>12.1f}{util:>7.1%}",
+          flush=True)
+    return row
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--only", action="append", help="preset(s) to run (default: all rows)")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS),
+                        help="comma-separated: float32, mixed_bfloat16 (default both)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--seq_length", type=int, default=128)
     parser.add_argument("--predictions", type=int, default=20)
-    parser.add_argument("--steps", type=int, help="timed steps per row (default by size)")
+    parser.add_argument("--steps", type=int, help="timed steps per turn (default by size)")
+    parser.add_argument("--turns", type=int, default=3,
+                        help="turns each framework takes; the fastest is kept (default 3)")
     parser.add_argument("--jit", action="store_true", help="XLA-compile our step function")
     parser.add_argument("--no_hf", action="store_true", help="skip the HuggingFace rows")
-    parser.add_argument("--peak_gflops", type=float, default=230.0,
-                        help="fp32 matmul peak of this machine in GFLOP/s")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    precisions = [p for p in args.precisions.split(",") if p]
+    unknown = sorted(set(precisions) - set(PRECISIONS))
+    if unknown:
+        parser.error(f"--precisions: unknown {', '.join(unknown)}; expected {', '.join(PRECISIONS)}")
 
-    from tfcompact.configs import get_preset
+    from tfcompact.train.utilisation import measure_cpu_peak
 
+    # the peaks this run's utilisation divides by, measured now (not the loop's cached probe)
+    peaks = {p: measure_cpu_peak("bfloat16" if p != "float32" else "float32", 3.0)[0]
+             for p in sorted(set(precisions) | {"float32"})}
     rows = [r for r in ROWS if not args.only or r[1] in args.only or r[0] in args.only]
     print(f"batch {args.batch_size}, length {args.seq_length}, {args.predictions} predictions, "
-          f"jit={args.jit}, peak {args.peak_gflops:.0f} GFLOP/s, {os.cpu_count()} CPU(s)")
-    header = (f"{'model':<20}{'params':>9}{'step s':>9}{'ex/s':>8}{'HF step s':>11}"
+          f"jit={args.jit}; {machine_line(peaks)}")
+    header = (f"{'model':<20}{'prec':>5}{'params':>9}{'step s':>9}{'ex/s':>8}{'HF step s':>11}"
               f"{'ours/HF':>9}{'GFLOP/step':>12}{'util':>7}")
     print(header)
     print("-" * len(header))
-    results = []
-    for label, preset, size in rows:
-        config = get_preset(preset).config
-        batch = synthetic_batch(config.vocab_size, args.batch_size, args.seq_length,
-                                args.predictions)
-        steps = args.steps or STEPS[size]
-        ours = bench_ours(preset, batch, steps, args.jit)
-        hf = None if args.no_hf else bench_hf(preset, batch, steps)
-        util = ours["flops"] / ours["step_s"] / (args.peak_gflops * 1e9)
-        row = {"model": label, "preset": preset, **ours, "examples_per_s":
-               args.batch_size / ours["step_s"], "utilisation": util,
-               "hf_step_s": hf["step_s"] if hf else None,
-               "ratio": ours["step_s"] / hf["step_s"] if hf else None}
-        results.append(row)
-        hf_s = f"{hf['step_s']:>11.3f}{row['ratio']:>9.2f}" if hf else f"{'-':>11}{'-':>9}"
-        print(f"{label:<20}{ours['params'] / 1e6:>8.1f}M{ours['step_s']:>9.3f}"
-              f"{row['examples_per_s']:>8.1f}{hf_s}{ours['flops'] / 1e9:>12.1f}{util:>7.1%}",
-              flush=True)
+    results = [run_row(label, preset, size, precision, args, peaks)
+               for label, preset, size in rows for precision in precisions]
     if results and results[0].get("hf_step_s") is not None:
         print(f"HF: *ForPreTraining (ELECTRA: generator MaskedLM + discriminator), "
-              f"torch.optim.AdamW, clip 1.0; {hf_version()}")
+              f"torch.optim.AdamW, clip 1.0, bf16 = torch.autocast(cpu, bfloat16); {hf_version()}")
+    print("util: model FLOPs per second over this machine's matmul peak in the row's precision")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump({"machine": machine_line(peaks), "peaks": peaks, "rows": results}, f,
+                      indent=2)
     return 0
 
 
