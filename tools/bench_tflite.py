@@ -82,8 +82,9 @@ def random_model_dir(preset: str, root: str) -> str:
         vocab_size = sum(1 for _ in f)
     p = get_preset(preset)
     config = dataclasses.replace(p.config, vocab_size=vocab_size)
-    model = build_pretraining_model(p.arch, config)
-    modeldir.write_model_dir_config(d, p.arch, config, preset=preset, vocab_path=packaged_vocab_path())
+    model = build_pretraining_model(p.arch, config, sentence_head="none")  # the export has none
+    modeldir.write_model_dir_config(d, p.arch, config, preset=preset, vocab_path=packaged_vocab_path(),
+                                    sentence_head="none")
     tf.train.CheckpointManager(tf.train.Checkpoint(model=model), os.path.join(d, "checkpoints"),
                                max_to_keep=1).save()
     return d
@@ -176,7 +177,8 @@ def encoder_rows(model_dir: str, root: str, args) -> dict:
     from tfcompact.text.tokenizer import FullTokenizer
 
     paths = export_modes(model_dir, root, args.seq_length, args.calibration_samples)
-    runners = {m: load_tflite_runner(p, num_threads=1)[1] for m, p in paths.items()}
+    loaded = {m: load_tflite_runner(p, num_threads=1) for m, p in paths.items()}
+    runners = {m: runner for m, (_, runner) in loaded.items()}
     encoder = tf.saved_model.load(os.path.join(os.path.dirname(paths["none"]), "encoder"))
     reference = savedmodel_runner(encoder)
     spec = {k: tf.TensorSpec(v["shape"], tf.int32) for k, v in runners["none"].get_input_details().items()}
@@ -184,7 +186,11 @@ def encoder_rows(model_dir: str, root: str, args) -> dict:
     items = eval_items(peoples_daily(EVAL_FIRST, args.eval), tokenizer, spec)
     quality = compare_encoders(runners, reference, items)
     speed = latencies(runners, reference, items[0][0], args.runs)
-    rows = {m: {"mb": os.path.getsize(p) / 1e6, "ms": speed[m], **quality[m]} for m, p in paths.items()}
+    rows = {m: {"mb": os.path.getsize(p) / 1e6, "ms": speed[m], **quality[m],
+                # graph pieces the XNNPACK delegate runs (the interpreter's private op list: each
+                # delegated piece is one DELEGATE node); many pieces = many hand-overs
+                "pieces": sum(op["op_name"] == "DELEGATE" for op in loaded[m][0]._get_ops_details())}
+            for m, p in paths.items()}
     rows["sm"] = {"ms": speed["sm"], **quality["sm"]}
     return rows
 
@@ -279,6 +285,7 @@ def print_table(preset: str, weights: str, rows: dict) -> None:
         print(f"{mode:8} {r['mb']:7.2f} {r['mb'] / fp32['mb']:5.2f}x {r['ms']:8.2f} "
               f"{fp32['ms'] / r['ms']:7.2f}x {r['diff']:10.3g} {_pct(r['agree']):>9} "
               f"{_pct(r['acc']):>8} {_pct(r.get('task_acc')):>8} {_pct(r.get('task_agree')):>10}")
+    print("XNNPACK delegate pieces: " + ", ".join(f"{m} {rows[m]['pieces']}" for m in MODES))
     sm = rows["sm"]
     print(f"{'SavedMdl':8} {'':7} {'':6} {sm['ms']:8.2f} {fp32['ms'] / sm['ms']:7.2f}x {'':10} "
           f"{'':9} {_pct(sm['acc']):>8} {_pct(sm.get('task_acc')):>8}")
