@@ -142,8 +142,12 @@ def test_stage_two_brings_the_student_to_the_teacher(stages):
     history = _summary(stages["two"])["history"]
     assert len(history) >= 3
     # soft cross-entropy against the teacher (the recipe's match is named `prediction`)
-    first, last = history[0]["prediction_loss"], history[-1]["prediction_loss"]
-    assert last < first - 0.05
+    losses = [h["prediction_loss"] for h in history]
+    # falls by more than 5 % over the stage and ends at (about) its lowest: the student keeps
+    # moving towards the teacher instead of wandering (the size of the fall depends on the
+    # dropout draws; the direction must not)
+    assert losses[-1] < 0.95 * losses[0], losses
+    assert losses[-1] <= min(losses) + 2e-3, losses
 
 
 def _predicted(model_dir: str, data: str, out) -> list[str]:
