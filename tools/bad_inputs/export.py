@@ -135,6 +135,14 @@ def truncate(path: Path, keep: float = 0.5) -> None:
         f.truncate(int(os.path.getsize(path) * keep))
 
 
+def garble_head(path: Path, count: int = 16) -> None:
+    """Overwrite the first `count` bytes with 0xFF: a protobuf whose first field tag is a varint
+    that never ends, so it cannot parse (one flipped byte inside a message may land in a
+    constant's value and leave a loadable file)."""
+    with open(path, "r+b") as f:
+        f.write(b"\xff" * count)
+
+
 def flip_byte(path: Path, at: float = 0.5) -> None:
     """Invert one byte in the middle of a file (same size, different content)."""
     with open(path, "r+b") as f:
@@ -592,7 +600,7 @@ CASES = [
           setup=lambda t: truncate(copy(t, "lite") / "encoder" / "variables" / "variables.data-00000-of-00001"),
           argv=["check-tflite", "--tflite", "lite/model.tflite", "--savedmodel", "lite/encoder"]),
     _case("check-tflite: encoder saved_model.pb garbage", "lite/encoder",
-          setup=lambda t: flip_byte(copy(t, "lite") / "encoder" / "saved_model.pb", 0.1),
+          setup=lambda t: garble_head(copy(t, "lite") / "encoder" / "saved_model.pb"),
           argv=["check-tflite", "--tflite", "lite/model.tflite", "--savedmodel", "lite/encoder"]),
     _case("check-tflite: --num_batches 0", "--num_batches 0",
           setup=lambda t: copy(t, "lite"),
